@@ -1,0 +1,128 @@
+"""The `agentkpi` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+from flows.settings import DEFAULT_DATA_DIR, Settings
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from flows.pipeline import PipelineError
+
+    settings = Settings.resolve(args.db_url, args.logs_dir, args.warehouse)
+    try:
+        if args.engine == "prefect":
+            from flows.prefect_flows import pipeline_flow
+
+            pipeline_flow(
+                db_url=settings.db_url,
+                logs_dir=str(settings.logs_dir),
+                warehouse=str(settings.warehouse),
+            )
+        else:
+            from flows.pipeline import run_pipeline
+
+            run_pipeline(settings)
+    except PipelineError as error:
+        print(f"agentkpi run failed: {error}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        _print_summary(settings.warehouse)
+    return 0
+
+
+def _print_summary(warehouse: Path) -> None:
+    from flows.summary import format_summary
+    from warehouse.read import summary
+
+    print(format_summary(summary(warehouse)))
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    settings = Settings.resolve(warehouse=args.warehouse)
+    try:
+        _print_summary(settings.warehouse)
+    except FileNotFoundError as error:
+        print(f"agentkpi summary: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from flows.demo import generate_demo
+
+    out = Path(args.out)
+    if args.if_missing and (out / "agents.db").exists():
+        print(f"demo sources already in {out}")
+        return 0
+    end = date.fromisoformat(args.end) if args.end else None
+    manifest = generate_demo(
+        out,
+        agents=args.agents,
+        days=args.days,
+        seed=args.seed,
+        end=end,
+        flaw_rate=args.flaw_rate,
+    )
+    rows = manifest.get("rows", manifest.get("rows_written", {}))
+    print(f"demo platform written to {out}: {rows}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `agentkpi`."""
+    parser = argparse.ArgumentParser(
+        prog="agentkpi", description="KPI warehouse for fleets of AI agents."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every stage")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the pipeline once and print a summary")
+    run.add_argument("--db-url", help="operational database URL [AGENTKPI_DB_URL]")
+    run.add_argument("--logs-dir", help="agent logs directory [AGENTKPI_LOGS_DIR]")
+    run.add_argument("--warehouse", help="DuckDB file BI tools open [AGENTKPI_WAREHOUSE]")
+    run.add_argument(
+        "--engine",
+        choices=["prefect", "plain"],
+        default=os.environ.get("AGENTKPI_ENGINE", "prefect"),
+        help="run as a Prefect flow (default) or as plain Python [AGENTKPI_ENGINE]",
+    )
+    run.add_argument("--quiet", action="store_true", help="do not print the summary")
+    run.set_defaults(func=_cmd_run)
+
+    summary = commands.add_parser("summary", help="print the summary of the published marts")
+    summary.add_argument("--warehouse", help="DuckDB file [AGENTKPI_WAREHOUSE]")
+    summary.set_defaults(func=_cmd_summary)
+
+    demo = commands.add_parser("demo", help="write a synthetic agent platform")
+    demo.add_argument("--agents", type=int, default=32)
+    demo.add_argument("--days", type=int, default=30)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--end", help="first day not generated, YYYY-MM-DD (default: today, UTC)")
+    demo.add_argument("--flaw-rate", type=float, default=0.0, help="share of flawed rows")
+    demo.add_argument("--out", default=str(DEFAULT_DATA_DIR / "demo"))
+    demo.add_argument(
+        "--if-missing", action="store_true", help="do nothing when the sources already exist"
+    )
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `agentkpi` command."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

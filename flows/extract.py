@@ -1,0 +1,343 @@
+"""Extract: read the platform's raw data as it is, flaws included.
+
+The operational tables are read through DuckDB from the database URL, every column as text
+(so that a REAL column holding 'abc' reaches the row rules instead of failing the read).
+The log files are decoded with an explicit schema; a file with a line the fast decoder cannot
+take (not JSON, a value of the wrong type) is decoded line by line, so that every bad line is
+kept with its file and line number.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import duckdb
+import polars as pl
+
+# The columns of each operational table, as contract/sources.md declares them.
+SOURCE_TABLES: dict[str, list[str]] = {
+    "agents": [
+        "agent_id",
+        "agent_class",
+        "department",
+        "deployed_at",
+        "deployment_status",
+        "hourly_cost_usd",
+    ],
+    "agent_performance": [
+        "id",
+        "agent_id",
+        "department",
+        "task_type",
+        "execution_time",
+        "success_rate",
+        "timestamp",
+    ],
+    "workflow_executions": [
+        "workflow_id",
+        "workflow_name",
+        "initiator_agent_id",
+        "participant_agent_ids",
+        "started_at",
+        "completed_at",
+        "status",
+        "errors",
+        "errors_recovered",
+        "updated_at",
+    ],
+    "agent_communications": [
+        "id",
+        "message_id",
+        "sender_agent_id",
+        "receiver_agent_id",
+        "message_type",
+        "sent_at",
+        "received_at",
+        "responded_at",
+        "status",
+        "updated_at",
+    ],
+    "business_metrics": ["id", "metric_date", "department", "metric_name", "value", "recorded_at"],
+    "business_targets": ["metric_name", "period_start", "period_end", "target_value"],
+}
+OPTIONAL_TABLES = {"business_targets"}
+
+# One log event as decoded: the contract's fields with their types; unknown fields ignored.
+LOG_FIELDS: dict[str, pl.DataType] = {
+    "ts": pl.String,
+    "agent_id": pl.String,
+    "event": pl.String,
+    "status": pl.String,
+    "task_queue": pl.Int64,
+    "message_queue": pl.Int64,
+    "current_task_type": pl.String,
+    "cpu_pct": pl.Float64,
+    "memory_mb": pl.Float64,
+    "task_type": pl.String,
+    "error_type": pl.String,
+    "message": pl.String,
+}
+LOG_LINE_COLUMNS: dict[str, pl.DataType] = {
+    "file": pl.String,
+    "line_no": pl.Int64,
+    "parse_error": pl.String,
+    **LOG_FIELDS,
+}
+LOG_SUFFIXES = (".jsonl", ".jsonl.gz")
+# Decode this many bytes of log text per call of the fast decoder.
+BATCH_BYTES = 64 * 1024 * 1024
+
+
+class SourceError(RuntimeError):
+    """The sources cannot be read (unreachable database, missing table or directory)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The operational database
+
+
+def sqlite_extension_path() -> Path:
+    """The sqlite_scanner extension shipped by the `duckdb-extension-sqlite-scanner` package."""
+    import duckdb_extension_sqlite_scanner as package
+
+    root = Path(package.__file__).parent
+    found = sorted(root.rglob("sqlite_scanner.duckdb_extension"))
+    if not found:
+        raise SourceError(f"sqlite_scanner extension file not found under {root}")
+    return found[-1]
+
+
+def sqlite_path(db_url: str) -> Path:
+    """The file of a `sqlite:///relative/path.db` or `sqlite:////absolute/path.db` URL
+    (SQLAlchemy's convention)."""
+    parsed = urlparse(db_url)
+    if parsed.scheme != "sqlite" or parsed.netloc:
+        raise SourceError(f"not a sqlite URL: {db_url!r} (expected sqlite:///path/to/file.db)")
+    path = unquote(parsed.path)
+    return Path(path[1:] if path.startswith("/") and not path.startswith("//") else path[1:])
+
+
+def sql_literal(text: str) -> str:
+    """A SQL string literal (for the statements that take no parameters, such as ATTACH)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def open_source(db_url: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the operational database attached as `src`.
+
+    Extensions are loaded from installed files only; DuckDB never downloads one at run time.
+    """
+    con = duckdb.connect(
+        ":memory:",
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+    )
+    scheme = urlparse(db_url).scheme
+    if scheme == "sqlite":
+        path = sqlite_path(db_url)
+        if not path.is_file():
+            raise SourceError(f"operational database not found: {path}")
+        con.execute(f"LOAD '{sqlite_extension_path()}'")
+        con.execute("SET sqlite_all_varchar = true")
+        con.execute(f"ATTACH {sql_literal(str(path))} AS src (TYPE sqlite, READ_ONLY)")
+    else:
+        raise SourceError(f"unsupported database URL scheme {scheme!r} in {db_url!r}")
+    return con
+
+
+def source_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Names of the tables in the attached source."""
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'src'"
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+def read_table(
+    con: duckdb.DuckDBPyConnection, table: str, where: str = "", params: Sequence = ()
+) -> pl.DataFrame:
+    """All rows of a source table (optionally filtered), every contract column as text."""
+    columns = SOURCE_TABLES[table]
+    present = source_tables(con)
+    if table not in present:
+        if table in OPTIONAL_TABLES:
+            return pl.DataFrame(schema={c: pl.String for c in columns})
+        raise SourceError(f"table {table!r} is missing from the operational database")
+    select = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in columns)
+    sql = f'SELECT {select} FROM src."{table}"' + (f" WHERE {where}" if where else "")
+    try:
+        frame = con.execute(sql, list(params)).pl()
+    except duckdb.Error as error:
+        raise SourceError(f"cannot read {table}: {error}") from error
+    return frame.cast({c: pl.String for c in columns})
+
+
+def iter_table(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    batch_rows: int,
+    where: str = "",
+    params: Sequence = (),
+) -> Iterator[pl.DataFrame]:
+    """The rows of a source table in batches of at most `batch_rows`, streamed (one scan)."""
+    columns = SOURCE_TABLES[table]
+    if table not in source_tables(con):
+        raise SourceError(f"table {table!r} is missing from the operational database")
+    select = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in columns)
+    sql = f'SELECT {select} FROM src."{table}"' + (f" WHERE {where}" if where else "")
+    try:
+        reader = con.execute(sql, list(params)).fetch_record_batch(batch_rows)
+        for batch in reader:
+            yield pl.from_arrow(batch).cast({c: pl.String for c in columns})
+    except duckdb.Error as error:
+        raise SourceError(f"cannot read {table}: {error}") from error
+
+
+# ---------------------------------------------------------------------------------------------
+# The log files
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """One log file: its path relative to the logs directory, and its size."""
+
+    path: str
+    size_bytes: int
+
+
+def list_log_files(logs_dir: Path) -> list[LogFile]:
+    """Every `.jsonl` and `.jsonl.gz` file under the logs directory, sorted by path."""
+    if not logs_dir.is_dir():
+        raise SourceError(f"logs directory not found: {logs_dir}")
+    files = [
+        LogFile(str(path.relative_to(logs_dir)), path.stat().st_size)
+        for path in logs_dir.rglob("*")
+        if path.name.endswith(LOG_SUFFIXES) and path.is_file()
+    ]
+    return sorted(files, key=lambda f: f.path)
+
+
+def read_log_bytes(path: Path) -> bytes:
+    """A log file's text as bytes, decompressed when gzip, ending with a newline."""
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        data = gzip.decompress(data)
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
+    return data
+
+
+def read_log_lines(logs_dir: Path, files: Iterable[LogFile]) -> Iterator[pl.DataFrame]:
+    """Decoded log lines of the given files, in batches of about `BATCH_BYTES`.
+
+    One row per line: file, line_no (from 1), parse_error (NULL, `not_json` or
+    `wrong_type:<field>`) and the event's fields (see LOG_FIELDS).
+    """
+    batch: list[tuple[str, bytes]] = []
+    size = 0
+    for log_file in files:
+        data = read_log_bytes(logs_dir / log_file.path)
+        batch.append((log_file.path, data))
+        size += len(data)
+        if size >= BATCH_BYTES:
+            yield _decode_batch(batch)
+            batch, size = [], 0
+    if batch:
+        yield _decode_batch(batch)
+
+
+def _decode_batch(batch: list[tuple[str, bytes]]) -> pl.DataFrame:
+    frames = list(_decode(batch))
+    if not frames:
+        return pl.DataFrame(schema=LOG_LINE_COLUMNS)
+    return pl.concat(frames, how="vertical")
+
+
+def _decode(batch: list[tuple[str, bytes]]) -> Iterator[pl.DataFrame]:
+    """Fast path: one strict decode of the whole batch. Where it fails, split the batch in
+    halves until single files, and decode those line by line."""
+    line_counts = [data.count(b"\n") for _, data in batch]
+    total = sum(line_counts)
+    if total == 0:
+        return
+    try:
+        decoded = pl.read_ndjson(io.BytesIO(b"".join(d for _, d in batch)), schema=LOG_FIELDS)
+    except (pl.exceptions.PolarsError, ValueError):
+        decoded = None
+    if decoded is not None and decoded.height == total:
+        files = pl.Series("file", [name for name, _ in batch]).repeat_by(
+            pl.Series(line_counts, dtype=pl.UInt32)
+        )
+        line_no = pl.concat([pl.int_range(1, n + 1, eager=True) for n in line_counts if n])
+        yield decoded.select(
+            files.explode().alias("file"),
+            line_no.alias("line_no").cast(pl.Int64),
+            pl.lit(None, dtype=pl.String).alias("parse_error"),
+            *LOG_FIELDS,
+        )
+        return
+    if len(batch) > 1:
+        middle = len(batch) // 2
+        yield from _decode(batch[:middle])
+        yield from _decode(batch[middle:])
+        return
+    name, data = batch[0]
+    yield _decode_lines(name, data)
+
+
+def _decode_lines(name: str, data: bytes) -> pl.DataFrame:
+    """Decode one file line by line, with the same typing as the fast path."""
+    rows = []
+    for line_no, line in enumerate(data.split(b"\n")[:-1], start=1):
+        row: dict[str, object] = {"file": name, "line_no": line_no, "parse_error": None}
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict):
+            row["parse_error"] = "not_json"
+            rows.append(row)
+            continue
+        for field, dtype in LOG_FIELDS.items():
+            value, ok = _typed(event.get(field), dtype)
+            if ok:
+                row[field] = value
+            elif row["parse_error"] is None:
+                row["parse_error"] = f"wrong_type:{field}"
+        rows.append(row)
+    return pl.DataFrame(rows, schema=LOG_LINE_COLUMNS, orient="row")
+
+
+def _typed(value: object, dtype: pl.DataType) -> tuple[object, bool]:
+    """A JSON value in a field's type, and whether it has that type (NULL always has)."""
+    if value is None:
+        return None, True
+    if dtype == pl.Int64:
+        ok = isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+        return (value if ok else None), ok
+    if dtype == pl.Float64:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        return (float(value) if ok else None), ok
+    # Text fields take text, and numbers as their text (as the fast decoder does).
+    if isinstance(value, str):
+        return value, True
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return json.dumps(value), True
+    return None, False
+
+
+def raw_log_lines(logs_dir: Path, locations: pl.DataFrame) -> pl.DataFrame:
+    """The raw text of given (file, line_no) locations, for the quarantine's payload."""
+    texts: list[str] = []
+    cache: dict[str, list[bytes]] = {}
+    for name, line_no in locations.select("file", "line_no").iter_rows():
+        if name not in cache:
+            cache = {name: read_log_bytes(logs_dir / name).split(b"\n")}
+        texts.append(cache[name][line_no - 1].decode("utf-8", errors="replace"))
+    return locations.with_columns(pl.Series("raw_payload", texts, dtype=pl.String))

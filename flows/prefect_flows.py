@@ -1,0 +1,59 @@
+"""Prefect flows: the same pipeline, with each stage a Prefect task.
+
+The extract stages retry with backoff (a database or a logs share that is briefly away); the
+tasks keep no cache (their inputs are large frames, and a run must always read afresh).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+
+from flows.pipeline import RunResult, run_pipeline
+from flows.settings import Settings
+
+RETRY_DELAYS_S = [2, 8, 30]
+
+
+def prefect_stage(fn: Callable[..., Any], *, retries: int = 0) -> Callable[..., Any]:
+    """Wrap a pipeline stage as a Prefect task (no caching; retries with backoff if asked)."""
+    return task(
+        fn,
+        name=fn.__name__.replace("_", "-"),
+        cache_policy=NONE,
+        retries=retries,
+        retry_delay_seconds=RETRY_DELAYS_S[:retries] if retries else 0,
+        persist_result=False,
+    )
+
+
+@flow(name="agentkpi-pipeline", log_prints=True, persist_result=False)
+def pipeline_flow(
+    db_url: str | None = None, logs_dir: str | None = None, warehouse: str | None = None
+) -> dict[str, Any]:
+    """Extract, stage, load, compute and check every mart, and publish them atomically."""
+    settings = Settings.resolve(db_url=db_url, logs_dir=logs_dir, warehouse=warehouse)
+    logger = get_run_logger()
+    result: RunResult = run_pipeline(settings, stage=prefect_stage)
+    for name, count in result.counts.items():
+        logger.info(
+            "%s: read %d = loaded %d + duplicates %d + quarantined %d",
+            name,
+            count.read,
+            count.loaded,
+            count.duplicates,
+            count.quarantined,
+        )
+    for timing in result.timings:
+        logger.info(
+            "stage %s took %.2f s (%s rows)", timing["stage"], timing["seconds"], timing["rows"]
+        )
+    return {
+        "run_id": result.run_id,
+        "status": result.status,
+        "as_of": result.as_of.isoformat() if result.as_of else None,
+        "warehouse": str(result.warehouse),
+    }

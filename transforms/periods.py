@@ -1,0 +1,73 @@
+"""Periods: `day` (UTC date), `week` (ISO week, from Monday) and `month` (calendar month).
+
+`period_start` is the first date of the period and `period_end` the first date after it, as
+`contract/kpis.md` defines them. Marts are computed for an explicit list of periods, which is
+what makes a run partitionable (a day, a week, a month at a time) and incremental (only the
+periods new data touches).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+PERIODS = ("day", "week", "month")
+_EVERY = {"day": "1d", "week": "1w", "month": "1mo"}
+
+PERIOD_KEYS = ["period", "period_start"]
+
+
+def period_start(moment: pl.Expr, period: str) -> pl.Expr:
+    """The first date of the `period` that contains `moment` (a Date or Datetime)."""
+    return moment.dt.truncate(_EVERY[period]).cast(pl.Date)
+
+
+def period_end(start: pl.Expr, period: str) -> pl.Expr:
+    """The first date after the `period` that starts on `start`."""
+    return start.dt.offset_by(_EVERY[period])
+
+
+def periods_overlapping(first: date, last: date, kinds: tuple[str, ...] = PERIODS) -> pl.DataFrame:
+    """Every period of the given kinds that overlaps the dates `[first, last]`.
+
+    One row per (period, period_start), with `period_end`; sorted.
+    """
+    days = pl.DataFrame({"day": pl.date_range(first, last, "1d", eager=True)})
+    frames = [
+        days.select(
+            pl.lit(kind).alias("period"),
+            period_start(pl.col("day"), kind).alias("period_start"),
+        ).unique()
+        for kind in kinds
+    ]
+    return with_period_end(pl.concat(frames)).sort(PERIOD_KEYS)
+
+
+def with_period_end(periods: pl.DataFrame) -> pl.DataFrame:
+    """Add `period_end` to a frame of (period, period_start)."""
+    return periods.with_columns(
+        pl.when(pl.col("period") == kind)
+        .then(period_end(pl.col("period_start"), kind))
+        .alias(f"_end_{kind}")
+        for kind in PERIODS
+    ).select(
+        "period",
+        "period_start",
+        pl.coalesce(f"_end_{kind}" for kind in PERIODS).alias("period_end"),
+    )
+
+
+def assign_periods(frame: pl.LazyFrame, moment: str, periods: pl.LazyFrame) -> pl.LazyFrame:
+    """Each row of `frame` once for each requested period that contains its `moment` column.
+
+    `periods` holds the requested (period, period_start, period_end); rows whose moment is NULL
+    or in no requested period drop out. The result carries period, period_start, period_end.
+    """
+    per_kind = [
+        frame.filter(pl.col(moment).is_not_null()).with_columns(
+            pl.lit(kind).alias("period"), period_start(pl.col(moment), kind).alias("period_start")
+        )
+        for kind in PERIODS
+    ]
+    return pl.concat(per_kind).join(periods, on=PERIOD_KEYS, how="inner")

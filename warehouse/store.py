@@ -1,0 +1,240 @@
+"""The pipeline's working state: one DuckDB file beside the published warehouse.
+
+It holds `core.*` (typed facts), `quarantine.*` (rejected input), `ops.*` (run records,
+validation results, stage timings) and `marts.*` (the last good marts, which are published
+from here). Only the pipeline opens it, and only one pipeline at a time: DuckDB's file lock
+refuses a second writer, which is what we want.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from warehouse.catalog import COLUMN_COMMENTS
+
+OPS_DDL = """
+CREATE SCHEMA IF NOT EXISTS core;
+CREATE SCHEMA IF NOT EXISTS marts;
+CREATE SCHEMA IF NOT EXISTS ops;
+CREATE SCHEMA IF NOT EXISTS quarantine;
+
+CREATE TABLE IF NOT EXISTS ops.pipeline_runs (
+    run_id VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,
+    rows_read BIGINT NOT NULL,
+    rows_loaded BIGINT NOT NULL,
+    rows_duplicate BIGINT NOT NULL,
+    rows_quarantined BIGINT NOT NULL,
+    run_mode VARCHAR NOT NULL,
+    run_status VARCHAR NOT NULL,
+    run_started_at TIMESTAMP NOT NULL,
+    run_finished_at TIMESTAMP,
+    as_of TIMESTAMP,
+    message VARCHAR,
+    PRIMARY KEY (run_id, source)
+);
+COMMENT ON TABLE ops.pipeline_runs IS
+    'one row per (run, source): rows read = loaded + duplicate + quarantined; source ''*'' is the whole run';
+
+CREATE TABLE IF NOT EXISTS ops.stage_timings (
+    run_id VARCHAR NOT NULL,
+    stage VARCHAR NOT NULL,
+    seconds DOUBLE NOT NULL,
+    rows BIGINT,
+    peak_rss_mb DOUBLE
+);
+
+CREATE TABLE IF NOT EXISTS ops.validation_results (
+    run_id VARCHAR NOT NULL,
+    suite VARCHAR NOT NULL,
+    table_name VARCHAR NOT NULL,
+    expectation VARCHAR NOT NULL,
+    column_name VARCHAR,
+    success BOOLEAN NOT NULL,
+    observed VARCHAR,
+    details VARCHAR,
+    validated_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS quarantine.rejected_rows (
+    run_id VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,
+    location VARCHAR NOT NULL,
+    rule VARCHAR NOT NULL,
+    rule_check VARCHAR NOT NULL,
+    agent_id VARCHAR,
+    raw_payload VARCHAR,
+    rejected_at TIMESTAMP NOT NULL
+);
+COMMENT ON TABLE quarantine.rejected_rows IS
+    'bad input: one row per rejected row or log line, with the rule it broke and its raw payload';
+"""
+
+QUARANTINE_COLUMNS = {
+    "source": pl.String,
+    "location": pl.String,
+    "rule": pl.String,
+    "rule_check": pl.String,
+    "agent_id": pl.String,
+    "raw_payload": pl.String,
+}
+
+
+def state_path_for(warehouse_path: Path) -> Path:
+    """The working state file kept beside the published warehouse file."""
+    return warehouse_path.with_name(warehouse_path.stem + ".state.duckdb")
+
+
+class StateStore:
+    """The single writer of the pipeline's state database."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.con = duckdb.connect(
+            str(path),
+            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+        )
+        self.con.execute(OPS_DDL)
+
+    def close(self) -> None:
+        """Checkpoint and close, so that no WAL is left behind."""
+        self.con.execute("CHECKPOINT")
+        self.con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together or not at all."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    # -- core -----------------------------------------------------------------------------
+
+    def has_table(self, schema: str, table: str) -> bool:
+        """Whether `schema.table` exists."""
+        row = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        ).fetchone()
+        return bool(row and row[0])
+
+    def replace_table(self, schema: str, table: str, frame: pl.DataFrame) -> None:
+        """Replace `schema.table` with the rows of `frame` (inside the caller's transaction)."""
+        self.con.register("_incoming", frame)
+        try:
+            self.con.execute(f"CREATE OR REPLACE TABLE {schema}.{table} AS SELECT * FROM _incoming")
+        finally:
+            self.con.unregister("_incoming")
+
+    def append_table(self, schema: str, table: str, frame: pl.DataFrame) -> None:
+        """Append the rows of `frame` to `schema.table`, creating it from the frame's schema."""
+        self.con.register("_incoming", frame)
+        try:
+            if not self.has_table(schema, table):
+                self.con.execute(f"CREATE TABLE {schema}.{table} AS SELECT * FROM _incoming")
+            else:
+                self.con.execute(f"INSERT INTO {schema}.{table} BY NAME SELECT * FROM _incoming")
+        finally:
+            self.con.unregister("_incoming")
+
+    def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
+        """A query's result as a Polars frame."""
+        return self.con.execute(sql, params or []).pl()
+
+    def scalar(self, sql: str, params: list | None = None) -> object:
+        """The first column of the first row of a query."""
+        row = self.con.execute(sql, params or []).fetchone()
+        return row[0] if row else None
+
+    # -- quarantine and run records -------------------------------------------------------
+
+    def add_rejected(self, run_id: str, rejected_at: datetime, rows: pl.DataFrame) -> None:
+        """Keep rejected input with its rule and raw payload."""
+        if rows.is_empty():
+            return
+        frame = rows.select(
+            pl.lit(run_id).alias("run_id"),
+            *[pl.col(c).cast(t) for c, t in QUARANTINE_COLUMNS.items()],
+            pl.lit(rejected_at).alias("rejected_at"),
+        )
+        self.con.register("_rejected", frame)
+        try:
+            self.con.execute("INSERT INTO quarantine.rejected_rows BY NAME SELECT * FROM _rejected")
+        finally:
+            self.con.unregister("_rejected")
+
+    def clear_rejected(self) -> None:
+        """Forget all quarantined rows (a full refresh re-reads every source)."""
+        self.con.execute("DELETE FROM quarantine.rejected_rows")
+
+    def record_run(self, rows: pl.DataFrame) -> None:
+        """Write a run's per-source records (ops.pipeline_runs)."""
+        self.con.register("_runs", rows)
+        try:
+            self.con.execute("INSERT INTO ops.pipeline_runs BY NAME SELECT * FROM _runs")
+        finally:
+            self.con.unregister("_runs")
+
+    def record_timings(self, rows: pl.DataFrame) -> None:
+        """Write a run's stage timings (ops.stage_timings)."""
+        if rows.is_empty():
+            return
+        self.con.register("_timings", rows)
+        try:
+            self.con.execute("INSERT INTO ops.stage_timings BY NAME SELECT * FROM _timings")
+        finally:
+            self.con.unregister("_timings")
+
+    def record_validation(self, rows: pl.DataFrame) -> None:
+        """Keep every validation result (ops.validation_results)."""
+        if rows.is_empty():
+            return
+        self.con.register("_validation", rows)
+        try:
+            self.con.execute("INSERT INTO ops.validation_results BY NAME SELECT * FROM _validation")
+        finally:
+            self.con.unregister("_validation")
+
+    # -- marts ----------------------------------------------------------------------------
+
+    def replace_marts(self, marts: Mapping[str, pl.DataFrame]) -> None:
+        """Replace every mart in one transaction, with its column comments."""
+        with self.transaction():
+            for name, frame in marts.items():
+                self.replace_table("marts", name, frame)
+                comment_columns(self.con, f"marts.{name}", name)
+
+    def marts(self) -> dict[str, pl.DataFrame]:
+        """The last good marts."""
+        names = self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts'"
+        ).fetchall()
+        return {name: self.query(f"SELECT * FROM marts.{name}") for (name,) in names}
+
+
+def comment_columns(con: duckdb.DuckDBPyConnection, qualified: str, mart: str) -> None:
+    """Put each mart column's definition and unit on it as a column comment."""
+    from warehouse.catalog import MART_GRAINS
+
+    con.execute(f"COMMENT ON TABLE {qualified} IS {_quote(MART_GRAINS.get(mart, ''))}")
+    comments = COLUMN_COMMENTS.get(mart, {})
+    columns = [row[0] for row in con.execute(f"DESCRIBE {qualified}").fetchall()]
+    for column in columns:
+        if column in comments:
+            con.execute(f"COMMENT ON COLUMN {qualified}.{column} IS {_quote(comments[column])}")
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
