@@ -121,7 +121,8 @@ def sqlite_path(db_url: str) -> Path:
     if parsed.scheme != "sqlite" or parsed.netloc:
         raise SourceError(f"not a sqlite URL: {db_url!r} (expected sqlite:///path/to/file.db)")
     path = unquote(parsed.path)
-    return Path(path[1:] if path.startswith("/") and not path.startswith("//") else path[1:])
+    # "sqlite:///rel.db" parses to "/rel.db", "sqlite:////abs.db" to "//abs.db".
+    return Path(path[1:])
 
 
 def sql_literal(text: str) -> str:
@@ -192,7 +193,7 @@ def iter_table(
     select = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in columns)
     sql = f'SELECT {select} FROM src."{table}"' + (f" WHERE {where}" if where else "")
     try:
-        reader = con.execute(sql, list(params)).fetch_record_batch(batch_rows)
+        reader = con.execute(sql, list(params)).to_arrow_reader(batch_rows)
         for batch in reader:
             yield pl.from_arrow(batch).cast({c: pl.String for c in columns})
     except duckdb.Error as error:

@@ -601,12 +601,14 @@ def run_pipeline(
     result = RunResult(run_id=run_id, status="running", warehouse=settings.warehouse)
     clock = StageClock(run_id)
     store = StateStore(state_path_for(settings.warehouse))
+    recorded = False
     try:
         with clock.stage("extract_database") as info:
-            db = stage(extract_database, retries=3)(settings, started)
+            retry = {"retries": settings.extract_retries, "retry_delay_s": settings.retry_delay_s}
+            db = stage(extract_database, **retry)(settings, started)
             info["rows"] = sum(c.read for c in db.counts.values())
         with clock.stage("extract_logs") as info:
-            logs = stage(extract_logs, retries=3)(
+            logs = stage(extract_logs, **retry)(
                 settings, db.core["dim_agents"]["agent_id"], started
             )
             info["rows"] = logs.counts["logs"].read
@@ -630,9 +632,12 @@ def run_pipeline(
             )
         with clock.stage("publish"):
             store.replace_marts(built)
+            result.status = "succeeded"
+            result.message = "published"
+            # The run's own record goes into the published file with the marts.
+            store.record_run(_run_rows(result, "full", started, _utc_now()))
+            recorded = True
             stage(publish)(store, settings.warehouse, run_id)
-        result.status = "succeeded"
-        result.message = "published"
     except (PipelineError, extract.SourceError) as error:
         result.status = "failed"
         result.message = str(error)
@@ -643,7 +648,9 @@ def run_pipeline(
     finally:
         result.timings = clock.rows
         store.record_timings(pl.DataFrame(clock.rows, schema=_TIMING_SCHEMA))
-        store.record_run(_run_rows(result, "full", started, _utc_now()))
+        if not recorded or result.status == "failed":
+            store.con.execute("DELETE FROM ops.pipeline_runs WHERE run_id = ?", [run_id])
+            store.record_run(_run_rows(result, "full", started, _utc_now()))
         store.close()
     if result.status == "failed":
         raise PipelineError(result.message)

@@ -15,19 +15,24 @@ from prefect.cache_policies import NONE
 from flows.pipeline import RunResult, run_pipeline
 from flows.settings import Settings
 
-RETRY_DELAYS_S = [2, 8, 30]
-
-
-def prefect_stage(fn: Callable[..., Any], *, retries: int = 0) -> Callable[..., Any]:
-    """Wrap a pipeline stage as a Prefect task (no caching; retries with backoff if asked)."""
+def prefect_stage(
+    fn: Callable[..., Any], *, retries: int = 0, retry_delay_s: float = 0.0
+) -> Callable[..., Any]:
+    """Wrap a pipeline stage as a Prefect task: no caching, and `retries` with exponential
+    backoff (delay, 4 x delay, 16 x delay, ...)."""
     return task(
         fn,
         name=fn.__name__.replace("_", "-"),
         cache_policy=NONE,
         retries=retries,
-        retry_delay_seconds=RETRY_DELAYS_S[:retries] if retries else 0,
+        retry_delay_seconds=exponential_backoff(retries, retry_delay_s) if retries else 0,
         persist_result=False,
     )
+
+
+def exponential_backoff(retries: int, first_delay_s: float) -> list[float]:
+    """Delays before each retry: first_delay_s, then four times the previous."""
+    return [first_delay_s * 4**i for i in range(retries)]
 
 
 @flow(name="agentkpi-pipeline", log_prints=True, persist_result=False)

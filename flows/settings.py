@@ -27,6 +27,8 @@ class Settings:
     logs_dir: Path
     warehouse: Path
     kpi: KpiParams = field(default_factory=KpiParams)
+    extract_retries: int = 3
+    retry_delay_s: float = 2.0
 
     @classmethod
     def resolve(
@@ -51,4 +53,6 @@ class Settings:
                 or DEFAULT_DATA_DIR / "warehouse.duckdb"
             ),
             kpi=kpi or KpiParams(),
+            extract_retries=int(os.environ.get("AGENTKPI_EXTRACT_RETRIES", "3")),
+            retry_delay_s=float(os.environ.get("AGENTKPI_RETRY_DELAY_S", "2")),
         )

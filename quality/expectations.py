@@ -33,6 +33,7 @@ from typing import Any
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
+import pandas as pd
 import polars as pl
 from great_expectations.core.batch_definition import BatchDefinition
 from great_expectations.core.expectation_validation_result import (
@@ -239,7 +240,7 @@ def _run_suite(
     if not expectations:
         return []
     columns = sorted({c for e in expectations for c in _columns_of(e) if c in frame.columns})
-    data = frame.select(columns).to_pandas()
+    data = _to_pandas(frame.select(columns), keep_strings=_single_unique_columns(expectations))
     name = f"{asset_name}-{uuid.uuid4().hex}"
     with _GX_LOCK:
         context = _context()
@@ -258,6 +259,30 @@ def _run_suite(
                 "agentkpi"
             ).get_execution_engine().batch_manager.reset_batch_cache()
     return list(outcome.results)
+
+
+def _single_unique_columns(expectations: Sequence[Expectation]) -> set[str]:
+    """Columns expected to be unique on their own (one distinct value per row)."""
+    return {
+        e.configuration.kwargs["column"]
+        for e in expectations
+        if e.configuration.type == "expect_column_values_to_be_unique"
+    }
+
+
+def _to_pandas(frame: pl.DataFrame, keep_strings: set[str]) -> pd.DataFrame:
+    """The frame for GX's pandas engine, text columns as categoricals.
+
+    Ids and statuses repeat: as categoricals, pandas hashes, compares and de-duplicates them
+    on integer codes, several times faster than on Arrow strings (17M heartbeats: see the
+    module docstring). Columns that are unique row by row stay text.
+    """
+    casts = [
+        pl.col(name).cast(pl.Categorical)
+        for name, dtype in frame.schema.items()
+        if dtype == pl.String and name not in keep_strings
+    ]
+    return frame.with_columns(casts).to_pandas()
 
 
 def _columns_of(expectation: Expectation) -> list[str]:

@@ -76,7 +76,9 @@ COLUMN_COMMENTS: dict[str, dict[str, str]] = {
         "rank_in_department": "the same rank within the department",
         "is_complete": "period_end <= as_of",
         "covered_s": "heartbeat-covered time in the scope (seconds)",
-        "scope_s": "scope length: min(period_end, as_of) - max(period_start, deployed_at) (seconds)",
+        "scope_s": (
+            "scope length: min(period_end, as_of) - max(period_start, deployed_at) (seconds)"
+        ),
     },
     "department_kpis": {
         **_PERIOD,

@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS ops.pipeline_runs (
     PRIMARY KEY (run_id, source)
 );
 COMMENT ON TABLE ops.pipeline_runs IS
-    'one row per (run, source): rows read = loaded + duplicate + quarantined; source ''*'' is the whole run';
+    'one row per (run, source): rows_read = rows_loaded + rows_duplicate + rows_quarantined; '
+    'source ''*'' is the whole run';
 
 CREATE TABLE IF NOT EXISTS ops.stage_timings (
     run_id VARCHAR NOT NULL,
