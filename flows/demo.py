@@ -335,6 +335,8 @@ _FAR = np.int64(2**62)
 # Share of the day's load per UTC hour, mean 1: busier in business hours.
 _HOUR_LOAD = np.array([0.45] * 6 + [0.7, 1.0] + [1.55] * 10 + [1.1, 0.85, 0.75, 0.65, 0.55, 0.5])
 _HOUR_LOAD = _HOUR_LOAD / _HOUR_LOAD.mean()
+# Brings the average over classes and weekdays (weekends run at 0.7) to one task a minute.
+_TASK_SCALE = 1.0 / (np.mean([c.tasks_per_min for c in _CLASSES]) * (5 + 2 * 0.7) / 7)
 
 # Timestamp formats the contract allows: (separator, has fraction, suffix, UTC offset in ms).
 # Code 5 prints microseconds (its suffix completes the milliseconds); 6 and 7 carry an offset,
@@ -611,9 +613,7 @@ def _text_tables() -> dict[str, pl.Series]:
         "date": pl.date_range(date(1970, 1, 1), date(2199, 12, 31), eager=True).dt.strftime(
             "%Y-%m-%d"
         ),
-        "hms": pl.Series(
-            [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
-        ),
+        "hms": pl.from_epoch(pl.Series(np.arange(86_400)), time_unit="s").dt.strftime("%H:%M:%S"),
         "fraction": pl.Series([f".{i:03d}" for i in range(1000)] + [""]),
         "offset": pl.Series([f[3] for f in _TS_FORMATS], dtype=pl.Int64),
         "separator": pl.Series([f[0] for f in _TS_FORMATS]),
@@ -670,7 +670,7 @@ def _day_tasks(plan: _Plan, day: int) -> dict[str, np.ndarray]:
     reg = plan.registry
     rng = _rng(plan.seed, day, _TASKS)
     day0 = plan.start_ms + day * _DAY
-    lam = reg.task_rate[:, None] * _HOUR_LOAD[None, :] * (60.0 * _weekday_load(day0))
+    lam = reg.task_rate[:, None] * _HOUR_LOAD[None, :] * (60.0 * _TASK_SCALE * _weekday_load(day0))
     counts = rng.poisson(lam).ravel()
     cell = np.repeat(np.arange(counts.size), counts)
     n = cell.size

@@ -601,7 +601,7 @@ def run_pipeline(
     result = RunResult(run_id=run_id, status="running", warehouse=settings.warehouse)
     clock = StageClock(run_id)
     store = StateStore(state_path_for(settings.warehouse))
-    recorded = False
+    recorded = 0  # how many stage timings are already recorded (with the run's record)
     try:
         with clock.stage("extract_database") as info:
             retry = {"retries": settings.extract_retries, "retry_delay_s": settings.retry_delay_s}
@@ -636,7 +636,8 @@ def run_pipeline(
             result.message = "published"
             # The run's own record goes into the published file with the marts.
             store.record_run(_run_rows(result, "full", started, _utc_now()))
-            recorded = True
+            store.record_timings(pl.DataFrame(clock.rows, schema=_TIMING_SCHEMA))
+            recorded = len(clock.rows)
             stage(publish)(store, settings.warehouse, run_id)
     except (PipelineError, extract.SourceError) as error:
         result.status = "failed"
@@ -647,7 +648,7 @@ def run_pipeline(
         raise
     finally:
         result.timings = clock.rows
-        store.record_timings(pl.DataFrame(clock.rows, schema=_TIMING_SCHEMA))
+        store.record_timings(pl.DataFrame(clock.rows[recorded:], schema=_TIMING_SCHEMA))
         if not recorded or result.status == "failed":
             store.con.execute("DELETE FROM ops.pipeline_runs WHERE run_id = ?", [run_id])
             store.record_run(_run_rows(result, "full", started, _utc_now()))

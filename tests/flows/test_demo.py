@@ -95,16 +95,27 @@ LOG_NAME = re.compile(
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Twelve agents (every role of the story: failed, retired, late, degrading, ...), no flaws."""
     out = tmp_path_factory.mktemp("clean")
-    generate_demo(out, agents=8, days=2, end=END, seed=11)
+    generate_demo(out, agents=12, days=1, end=END, seed=11)
     return out
 
 
 @pytest.fixture(scope="module")
 def flawed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("flawed")
-    generate_demo(out, agents=6, days=2, end=END, seed=3, flaw_rate=0.004, gzip_share=0.5)
+    generate_demo(out, agents=6, days=2, end=END, seed=3, flaw_rate=0.003, gzip_share=0.5)
     return out
+
+
+@pytest.fixture(scope="module")
+def clean_audit(clean: Path) -> dict[str, Any]:
+    return audit(clean)
+
+
+@pytest.fixture(scope="module")
+def flawed_audit(flawed: Path) -> dict[str, Any]:
+    return audit(flawed)
 
 
 # --- an independent reading
@@ -332,8 +343,10 @@ def test_the_six_tables_have_the_contracts_columns_and_types(clean: Path) -> Non
         con.close()
 
 
-def test_at_flaw_rate_zero_every_row_and_line_is_valid(clean: Path) -> None:
-    found = audit(clean)
+def test_at_flaw_rate_zero_every_row_and_line_is_valid(
+    clean: Path, clean_audit: dict[str, Any]
+) -> None:
+    found = clean_audit
     assert not found["bad"]
     assert found["duplicates"] == 0
     manifest = json.loads((clean / "demo_manifest.json").read_text())
@@ -345,8 +358,10 @@ def test_at_flaw_rate_zero_every_row_and_line_is_valid(clean: Path) -> None:
         assert len(rows) == manifest["rows"][table] > 0, table
 
 
-def test_manifest_counts_match_what_the_files_hold(flawed: Path) -> None:
-    found = audit(flawed)
+def test_manifest_counts_match_what_the_files_hold(
+    flawed: Path, flawed_audit: dict[str, Any]
+) -> None:
+    found = flawed_audit
     manifest = json.loads((flawed / "demo_manifest.json").read_text())
     for source, rules in manifest["bad_input"].items():
         assert dict(found["bad"][source]) == {r: n for r, n in rules.items() if n}, source
@@ -383,8 +398,8 @@ def test_every_rule_appears_where_it_makes_sense(flawed: Path) -> None:
         assert all(bad[source][rule] >= 1 for rule in rules), source
 
 
-def test_the_story_shows_in_the_data(clean: Path) -> None:
-    found = audit(clean)
+def test_the_story_shows_in_the_data(clean: Path, clean_audit: dict[str, Any]) -> None:
+    found = clean_audit
     manifest = json.loads((clean / "demo_manifest.json").read_text())
     special = manifest["special_agents"]
     tasks = found["valid"]["agent_performance"]
@@ -455,10 +470,10 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
         }
 
     first, second = tmp_path / "a", tmp_path / "b"
-    generate_demo(first, agents=5, days=1, end=END, flaw_rate=0.01)
-    generate_demo(second, agents=5, days=1, end=END, flaw_rate=0.01)
+    generate_demo(first, agents=3, days=1, end=END, flaw_rate=0.01)
+    generate_demo(second, agents=3, days=1, end=END, flaw_rate=0.01)
     assert snapshot(first) == snapshot(second)
-    generate_demo(second, agents=5, days=1, end=END, flaw_rate=0.01, seed=8)
+    generate_demo(second, agents=3, days=1, end=END, flaw_rate=0.01, seed=8)
     assert snapshot(first) != snapshot(second)
 
 
@@ -474,7 +489,7 @@ def test_logs_written_in_a_second_process_are_the_same(
             assert twin.read_bytes() == path.read_bytes(), path
 
 
-@pytest.mark.parametrize("agents", [1, 2, 13])
+@pytest.mark.parametrize("agents", [1, 2])
 def test_any_platform_size_works(tmp_path: Path, agents: int) -> None:
     manifest = generate_demo(tmp_path, agents=agents, days=1, end=END, flaw_rate=0.01)
     found = audit(tmp_path)

@@ -42,8 +42,7 @@ def test_every_contract_column_carries_its_definition(
     settings, _ = flawed_run
     comments = _published(
         settings,
-        "SELECT table_name, column_name, comment FROM duckdb_columns() "
-        "WHERE schema_name = 'marts'",
+        "SELECT table_name, column_name, comment FROM duckdb_columns() WHERE schema_name = 'marts'",
     )
     for mart, columns in COLUMN_COMMENTS.items():
         for column, text in columns.items():
@@ -56,9 +55,7 @@ def test_every_contract_column_carries_its_definition(
 
 def test_counts_add_up_per_source(flawed_run: tuple[Settings, RunResult]) -> None:
     settings, result = flawed_run
-    runs = _published(
-        settings, f"SELECT * FROM ops.pipeline_runs WHERE run_id = '{result.run_id}'"
-    )
+    runs = _published(settings, f"SELECT * FROM ops.pipeline_runs WHERE run_id = '{result.run_id}'")
     assert runs.height == len(result.counts) + 1
     for row in runs.iter_rows(named=True):
         assert row["rows_read"] == (
@@ -145,7 +142,7 @@ def test_a_failing_mart_check_stops_publication(
         return built, as_of
 
     monkeypatch.setattr(pipeline, "build_marts", build_with_an_impossible_rate)
-    with pytest.raises(PipelineError, match="system_kpis.*error_rate"):
+    with pytest.raises(PipelineError, match=r"system_kpis.*error_rate"):
         run_pipeline(settings, run_started_at=RUN_STARTED_AT)
 
     assert _published(settings, "SELECT * FROM marts.system_kpis ORDER BY ALL").equals(before)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from prefect.client.schemas.sorting import TaskRunSort
 
 from flows.prefect_flows import pipeline_flow
+from warehouse.store import state_path_for
 
 pytestmark = pytest.mark.prefect
 
@@ -25,24 +27,40 @@ def test_the_flow_runs_every_stage_as_a_task_and_publishes(
     assert state.is_completed()
     result = state.result()
     assert result["status"] == "succeeded"
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = duckdb.connect(str(state_path_for(warehouse)), read_only=True)
     stages = {s for (s,) in con.execute("SELECT stage FROM ops.stage_timings").fetchall()}
+    con.close()
+    con = duckdb.connect(str(warehouse), read_only=True)
     tasks = con.execute("SELECT count(*) FROM marts.agent_kpis").fetchone()[0]
     con.close()
-    assert stages == {"extract_database", "extract_logs", "load_core", "build_marts", "validate", "publish"}
+    assert stages == {
+        "extract_database",
+        "extract_logs",
+        "load_core",
+        "build_marts",
+        "validate",
+        "publish",
+    }
     assert tasks > 0
 
     from prefect.client.orchestration import get_client
 
     async def task_names() -> set[str]:
         async with get_client() as client:
-            runs = await client.read_task_runs()
+            runs = await client.read_task_runs(limit=200, sort=TaskRunSort.EXPECTED_START_TIME_DESC)
             return {run.name.rsplit("-", 1)[0] for run in runs}
 
     import asyncio
 
     names = asyncio.run(task_names())
-    assert {"extract-database", "extract-logs", "load-core", "build-marts", "validate", "publish"} <= names
+    assert {
+        "extract-database",
+        "extract-logs",
+        "load-core",
+        "build-marts",
+        "validate",
+        "publish",
+    } <= names
 
 
 def test_an_unreachable_database_is_retried_then_fails_the_flow_with_its_reason(
@@ -63,7 +81,7 @@ def test_an_unreachable_database_is_retried_then_fails_the_flow_with_its_reason(
 
     async def extract_attempts() -> int:
         async with get_client() as client:
-            runs = await client.read_task_runs()
+            runs = await client.read_task_runs(limit=200, sort=TaskRunSort.EXPECTED_START_TIME_DESC)
             return max(r.run_count for r in runs if r.name.startswith("extract-database"))
 
     import asyncio

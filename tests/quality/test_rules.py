@@ -286,7 +286,7 @@ def test_workflow_exactly_5_minutes_after_run_start_is_valid() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ['{"a1": true}', '"a1"', "a1,a2", '["a1", 2]', '["a1", null]', "[[\"a1\"]]"]
+    "text", ['{"a1": true}', '"a1"', "a1,a2", '["a1", 2]', '["a1", null]', '[["a1"]]']
 )
 def test_workflow_whose_participants_are_not_a_json_array_of_strings(text: str) -> None:
     assert _workflow_rule(participant_agent_ids=text) == "bad_participants"

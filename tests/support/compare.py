@@ -20,7 +20,8 @@ def assert_frames_match(
     only_left = left.select(keys).join(right.select(keys), on=keys, how="anti", nulls_equal=True)
     only_right = right.select(keys).join(left.select(keys), on=keys, how="anti", nulls_equal=True)
     assert only_left.is_empty() and only_right.is_empty(), (
-        f"rows differ: only ours {only_left.head(5).rows()}, only theirs {only_right.head(5).rows()}"
+        f"rows differ: only ours {only_left.head(5).rows()}, "
+        f"only theirs {only_right.head(5).rows()}"
     )
     problems = []
     for column in columns:

@@ -169,7 +169,9 @@ def test_date_parses(text: str, expected: date) -> None:
     assert _one(parse_date, text) == expected
 
 
-@pytest.mark.parametrize("text", ["2027-02-29", "2026-02-30", "2026-13-01", "23/11/2026", "abc", ""])
+@pytest.mark.parametrize(
+    "text", ["2027-02-29", "2026-02-30", "2026-13-01", "23/11/2026", "abc", ""]
+)
 def test_invalid_date_is_null(text: str) -> None:
     assert _one(parse_date, text) is None
 

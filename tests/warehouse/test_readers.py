@@ -39,7 +39,10 @@ def test_the_duckdb_cli_reads_the_marts_and_their_comments(
     ).stdout
     rows = json.loads(out)
     assert rows == [
-        {"column_name": "uptime_pct", "comment": "heartbeat-covered time / scope length (fraction 0-1)"}
+        {
+            "column_name": "uptime_pct",
+            "comment": "heartbeat-covered time / scope length (fraction 0-1)",
+        }
     ]
 
 
