@@ -15,6 +15,7 @@ from prefect.cache_policies import NONE
 from flows.pipeline import RunResult, run_pipeline
 from flows.settings import Settings
 
+
 def prefect_stage(
     fn: Callable[..., Any], *, retries: int = 0, retry_delay_s: float = 0.0
 ) -> Callable[..., Any]:

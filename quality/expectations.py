@@ -211,10 +211,11 @@ def _context() -> EphemeralDataContext:
         progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
     )
     context = gx.get_context(project_config=config, mode="ephemeral")
-    context.data_sources.add_pandas(name="agentkpi")
+    context.data_sources.add_pandas(name=_DATASOURCE)
     return context
 
 
+_DATASOURCE = "agentkpi"
 # GX contexts, stores and execution engines are not thread-safe; Prefect may run tasks in
 # threads.
 _GX_LOCK = threading.Lock()
@@ -222,7 +223,7 @@ _GX_LOCK = threading.Lock()
 
 def _batch_definition(asset_name: str) -> BatchDefinition:
     """The whole-dataframe batch definition of one table (created on first use)."""
-    datasource = _context().data_sources.get("agentkpi")
+    datasource = _context().data_sources.get(_DATASOURCE)
     try:
         asset = datasource.get_asset(asset_name)
     except LookupError:
@@ -240,7 +241,7 @@ def _run_suite(
     if not expectations:
         return []
     columns = sorted({c for e in expectations for c in _columns_of(e) if c in frame.columns})
-    data = _to_pandas(frame.select(columns), keep_strings=_single_unique_columns(expectations))
+    data = _to_pandas(frame.select(columns), keep_strings=_columns_kept_as_text(expectations))
     name = f"{asset_name}-{uuid.uuid4().hex}"
     with _GX_LOCK:
         context = _context()
@@ -254,28 +255,34 @@ def _run_suite(
         finally:
             context.validation_definitions.delete(name)
             context.suites.delete(name)
-            # The engine keeps the last batch (the whole pandas frame) alive otherwise.
-            context.data_sources.get(
-                "agentkpi"
-            ).get_execution_engine().batch_manager.reset_batch_cache()
+            # The in-memory stores would keep every result and the last batch (the whole
+            # pandas frame) for the life of the process.
+            results_backend = context.validation_results_store.store_backend
+            for key in results_backend.list_keys():
+                results_backend.remove_key(key)
+            engine = context.data_sources.get(_DATASOURCE).get_execution_engine()
+            engine.batch_manager.reset_batch_cache()
     return list(outcome.results)
 
 
-def _single_unique_columns(expectations: Sequence[Expectation]) -> set[str]:
-    """Columns expected to be unique on their own (one distinct value per row)."""
-    return {
-        e.configuration.kwargs["column"]
-        for e in expectations
-        if e.configuration.type == "expect_column_values_to_be_unique"
-    }
+def _columns_kept_as_text(expectations: Sequence[Expectation]) -> set[str]:
+    """Columns GX must see as text: unique on their own, or compared in order in a pair."""
+    kept = set()
+    for expectation in expectations:
+        kwargs = expectation.configuration.kwargs
+        if expectation.configuration.type == "expect_column_values_to_be_unique":
+            kept.add(kwargs["column"])
+        kept.update(kwargs[k] for k in ("column_A", "column_B") if kwargs.get(k))
+    return kept
 
 
 def _to_pandas(frame: pl.DataFrame, keep_strings: set[str]) -> pd.DataFrame:
     """The frame for GX's pandas engine, text columns as categoricals.
 
     Ids and statuses repeat: as categoricals, pandas hashes, compares and de-duplicates them
-    on integer codes, several times faster than on Arrow strings (17M heartbeats: see the
-    module docstring). Columns that are unique row by row stay text.
+    on integer codes instead of Arrow strings, which matters at millions of rows. Columns
+    unique row by row (a category per row would only cost) and columns compared in order
+    (unordered categoricals cannot be) stay text.
     """
     casts = [
         pl.col(name).cast(pl.Categorical)
@@ -420,8 +427,10 @@ class _Suite:
 
     def key(self, *, unique: bool = True) -> None:
         """Key columns exist and are not NULL, and (with `unique`) the key is unique."""
+        # A present column needs no existence check (its other checks show it is there).
         for column in self.keys:
-            self._add(gxe.ExpectColumnToExist(column=column, meta={"column": column}))
+            if not self.has(column):
+                self._add(gxe.ExpectColumnToExist(column=column, meta={"column": column}))
         self.not_null(*self.keys)
         if unique:
             self.unique(self.keys)

@@ -266,7 +266,8 @@ def _agent_rows(
     overlapping = (
         periods.join(deployed, how="cross")
         .filter(
-            (pl.col("period_start") <= pl.lit(as_of_day))
+            (pl.col("deployed_day") <= pl.lit(as_of_day))
+            & (pl.col("period_start") <= pl.lit(as_of_day))
             & (pl.col("period_end") > pl.col("deployed_day"))
         )
         .select(*PERIOD_KEYS, "agent_id")

@@ -72,10 +72,10 @@ def parse_participants(text: pl.Expr) -> pl.Expr:
     """`participant_agent_ids` JSON text to a list of distinct agent ids in order of first
     appearance; NULL where the text is not a JSON array of strings."""
     value = text.str.strip_chars()
-    # A JSON array of strings: `[]` or `["a", "b"]` with JSON string escapes inside.
-    is_array_of_strings = value.str.contains(
-        r'^\[\s*(?:"(?:[^"\\]|\\.)*"\s*(?:,\s*"(?:[^"\\]|\\.)*"\s*)*)?\]$'
-    )
+    # A JSON array of strings, by JSON's own grammar (escapes and control characters
+    # included), so that decoding can never fail on a row that passed this check.
+    string = r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
+    is_array_of_strings = value.str.contains(rf"^\[\s*(?:{string}\s*(?:,\s*{string}\s*)*)?\]$")
     decoded = (
         pl.when(is_array_of_strings)
         .then(value)

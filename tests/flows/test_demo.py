@@ -480,9 +480,9 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
 def test_logs_written_in_a_second_process_are_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    generate_demo(tmp_path / "inline", agents=3, days=1, end=END, flaw_rate=0.01)
+    generate_demo(tmp_path / "inline", agents=2, days=2, end=END, flaw_rate=0.01)
     monkeypatch.setattr(demo, "_PARALLEL_MIN_AGENT_DAYS", 1)
-    generate_demo(tmp_path / "spawned", agents=3, days=1, end=END, flaw_rate=0.01)
+    generate_demo(tmp_path / "spawned", agents=2, days=2, end=END, flaw_rate=0.01)
     for path in (tmp_path / "inline").rglob("*"):
         if path.is_file():
             twin = tmp_path / "spawned" / path.relative_to(tmp_path / "inline")

@@ -432,6 +432,15 @@ def test_business_metric_with_unparseable_date() -> None:
     assert _metric_rule(metric_date="22/11/2026") == "unparseable_timestamp"
 
 
+def test_business_metric_for_the_day_the_run_started_is_valid() -> None:
+    assert _metric_rule(metric_date="2026-11-23", recorded_at="2026-11-23 11:00:00") is None
+
+
+def test_business_metric_for_a_later_day_is_future() -> None:
+    # 24 Nov begins 12 hours after the run started (23 Nov 12:00)
+    assert _metric_rule(metric_date="2026-11-24") == "future_timestamp"
+
+
 def test_business_metric_recorded_in_the_future() -> None:
     assert _metric_rule(recorded_at=PAST_TOLERANCE) == "future_timestamp"
 
