@@ -250,6 +250,54 @@ def _coverage(
     )
 
 
+@dataclass(frozen=True)
+class PeriodFacts:
+    """The facts placed in the requested periods, once, for all the period marts.
+
+    Each frame carries period, period_start and period_end; a fact appears once for each
+    requested period that contains it.
+    """
+
+    tasks: pl.LazyFrame
+    received: pl.LazyFrame
+    sent: pl.LazyFrame
+    beats: pl.LazyFrame
+    resources: pl.LazyFrame
+    errors: pl.LazyFrame
+    participations: pl.LazyFrame
+    coverage: pl.LazyFrame
+
+
+def assign_facts(
+    facts: Facts,
+    periods: pl.LazyFrame,
+    as_of_ts: datetime,
+    params: KpiParams,
+    *,
+    materialize: bool = True,
+) -> PeriodFacts:
+    """Place every fact in its requested periods (materialized once by default, since the
+    agent, department and system marts all read them)."""
+    frames = {
+        "tasks": assign_periods(facts.tasks, "completed_at", periods),
+        "received": _received_messages(facts, periods),
+        "sent": _sent_messages(facts, periods),
+        "beats": assign_periods(
+            facts.heartbeats.select("agent_id", "ts", "task_queue", "message_queue"),
+            "ts",
+            periods,
+        ),
+        "resources": assign_periods(facts.resources, "ts", periods),
+        "errors": assign_periods(facts.errors.select("agent_id", "ts"), "ts", periods),
+        "participations": _participations(facts, periods),
+        "coverage": _coverage(facts, periods, as_of_ts, params),
+    }
+    if materialize:
+        collected = pl.collect_all(list(frames.values()))
+        frames = {name: frame.lazy() for name, frame in zip(frames, collected, strict=True)}
+    return PeriodFacts(**frames)
+
+
 # ---------------------------------------------------------------------------------------------
 # marts.agent_kpis
 
@@ -278,17 +326,18 @@ def _agent_rows(
 
 
 def agent_kpis(
-    facts: Facts, periods: pl.LazyFrame, as_of_ts: datetime, params: KpiParams
+    facts: Facts,
+    periods: pl.LazyFrame,
+    as_of_ts: datetime,
+    params: KpiParams,
+    assigned: PeriodFacts | None = None,
 ) -> pl.LazyFrame:
     """marts.agent_kpis: one row per (period, period_start, agent_id) for the requested periods."""
     keys = [*PERIOD_KEYS, "agent_id"]
-    tasks = assign_periods(facts.tasks, "completed_at", periods)
-    received = _received_messages(facts, periods)
-    sent = _sent_messages(facts, periods)
-    beats = assign_periods(facts.heartbeats.select("agent_id", "ts"), "ts", periods)
-    resources = assign_periods(facts.resources, "ts", periods)
-    errors = assign_periods(facts.errors.select("agent_id", "ts"), "ts", periods)
-    participations = _participations(facts, periods)
+    placed = assigned or assign_facts(facts, periods, as_of_ts, params, materialize=False)
+    tasks, received, sent = placed.tasks, placed.received, placed.sent
+    beats, resources, errors = placed.beats, placed.resources, placed.errors
+    participations = placed.participations
 
     task_stats = _task_stats(tasks, keys)
     received_stats = _received_stats(received, keys)
@@ -306,7 +355,7 @@ def agent_kpis(
         (pl.col("status") == "failed").sum().alias("_workflows_failed"),
     )
     beat_keys = beats.select(keys).unique()
-    coverage = _coverage(facts, periods, as_of_ts, params)
+    coverage = placed.coverage
 
     rows = _agent_rows(
         facts,
@@ -467,17 +516,15 @@ def department_kpis(
     business_metrics: pl.LazyFrame,
     periods: pl.LazyFrame,
     params: KpiParams,
+    assigned: PeriodFacts | None = None,
 ) -> pl.LazyFrame:
     """marts.department_kpis: one row per (period, period_start, department), computed over
     all facts of the department's agents; `agent_rows` are this run's agent_kpis rows."""
     keys = [*PERIOD_KEYS, "department"]
-    tasks = _with_department(
-        assign_periods(facts.tasks.drop("department"), "completed_at", periods), facts.agents
-    )
-    received = _with_department(_received_messages(facts, periods), facts.agents)
-    beats = _with_department(
-        assign_periods(facts.heartbeats.select("agent_id", "ts"), "ts", periods), facts.agents
-    )
+    placed = assigned or assign_facts(facts, periods, datetime.max, params, materialize=False)
+    tasks = _with_department(placed.tasks.drop("department"), facts.agents)
+    received = _with_department(placed.received, facts.agents)
+    beats = _with_department(placed.beats, facts.agents)
 
     rows = agent_rows.select(keys).unique()
     from_agent_rows = agent_rows.group_by(keys).agg(
@@ -609,17 +656,16 @@ def _workflow_departments(workflows: pl.LazyFrame, agents: pl.LazyFrame) -> pl.L
 
 
 def system_kpis(
-    facts: Facts, agent_rows: pl.LazyFrame, periods: pl.LazyFrame, params: KpiParams
+    facts: Facts,
+    agent_rows: pl.LazyFrame,
+    periods: pl.LazyFrame,
+    params: KpiParams,
+    assigned: PeriodFacts | None = None,
 ) -> pl.LazyFrame:
     """marts.system_kpis: one row per (period, period_start) over all facts."""
-    del params  # the system's figures use no threshold; kept for a uniform signature
     keys = PERIOD_KEYS
-    tasks = assign_periods(facts.tasks, "completed_at", periods)
-    received = _received_messages(facts, periods)
-    sent = _sent_messages(facts, periods)
-    beats = assign_periods(
-        facts.heartbeats.select("agent_id", "ts", "task_queue", "message_queue"), "ts", periods
-    )
+    placed = assigned or assign_facts(facts, periods, datetime.max, params, materialize=False)
+    tasks, received, sent, beats = placed.tasks, placed.received, placed.sent, placed.beats
     workflow_shape = _workflow_departments(facts.workflows, facts.agents)
     workflows = facts.workflows.join(workflow_shape, on="workflow_id", how="left")
     started = assign_periods(workflows, "started_at", periods)
@@ -1122,13 +1168,19 @@ def period_marts(
     A partition (a month with its days and the weeks starting in it, say) needs only the
     facts of its periods, so partitions can run apart and in parallel.
     """
-    agent_rows = agent_kpis(facts, periods, as_of_ts, params).collect()
+    placed = assign_facts(facts, periods, as_of_ts, params)
+    agent_rows = agent_kpis(facts, periods, as_of_ts, params, placed).collect()
     agents_lazy = agent_rows.lazy()
+    departments, system, workflows = pl.collect_all(
+        [
+            department_kpis(facts, agents_lazy, business_metrics, periods, params, placed),
+            system_kpis(facts, agents_lazy, periods, params, placed),
+            workflow_kpis(facts, periods),
+        ]
+    )
     return {
         "agent_kpis": agent_rows,
-        "department_kpis": department_kpis(
-            facts, agents_lazy, business_metrics, periods, params
-        ).collect(),
-        "system_kpis": system_kpis(facts, agents_lazy, periods, params).collect(),
-        "workflow_kpis": workflow_kpis(facts, periods).collect(),
+        "department_kpis": departments,
+        "system_kpis": system,
+        "workflow_kpis": workflows,
     }
