@@ -3,22 +3,37 @@
 `generate_demo` writes what the platform of `shared/contract/sources.md` writes, following
 the contract to the letter: `agents.db` (SQLite, the six tables with the contract's columns
 and declared types, timestamps as ISO text) and `logs/<YYYY-MM-DD>/<agent_id>-<HH>.jsonl`
-(one file per agent per hour, some gzip-compressed). It also writes `demo_manifest.json`,
-which says exactly what was written: rows per table, events per type, and every flaw injected
-on purpose, per (source, rule), so a pipeline's quarantine and duplicate counts can be checked
-against it (`lines read = events loaded + duplicates + bad lines`).
+(one file per agent per UTC hour, some gzip-compressed). It also writes `demo_manifest.json`,
+which says exactly what was written, so a pipeline's counts can be checked against it:
+`log_lines = sum(events) + duplicate_events + bad_input_total["logs"]`, and for each table
+`rows = valid_rows + bad_input_total[table]`.
 
-The data is realistic at `flaw_rate=0` (every row and line valid): busier business hours,
-agents that degrade, one outage, one failed and one retired deployment, late-arriving rows,
-restated business figures, an agent that moved department, mixed timestamp formats (offsets
-included), unknown extra fields and a few events of other types. With `flaw_rate > 0` each
-kind of bad input of the contract is added as extra rows and lines, each breaking exactly one
-rule, plus redelivered log files and duplicated events.
+At `flaw_rate=0` every row and line is valid, and the data is still realistic: busier
+business hours, two agents that degrade, one outage, one failed and one retired deployment,
+two late deployments, late-arriving task rows, restated business figures (one tie on
+`recorded_at`), an agent that moved department, mixed timestamp formats, unknown extra fields
+and a few events of other types (`debug`, `config_reload`).
+
+With `flaw_rate > 0`, bad input is added, never substituted: each bad row or line is an extra
+copy of a valid one with exactly one thing broken, so exactly one rule of `RULES` applies. Bad
+log lines sit in the file of the line they copy, moved 29 s (heartbeats) or 149 s (resource
+samples) so that their (agent_id, event, ts) is no valid event's. Agents named `ghost-agent-0N`
+are unknown to the registry (their log lines have files of their own); `bad-agent-NN` rows of
+`agents` are the registry's own bad rows and nothing refers to them. Duplicates: a whole file
+delivered again, either with the same bytes beside it (`<agent>-<HH>.redelivered.jsonl[.gz]`)
+or recompressed the other way in the next day's directory
+(`<agent>-<HH>.redelivered-<its own date>.jsonl[.gz]`), taken only from files without bad or
+other-type lines; and single event lines repeated byte for byte right after themselves.
+
+Timestamps: `2026-11-23 14:05:09`, `2026-11-23 14:05:09.120`, `2026-11-23T14:05:09.120Z`,
+`2026-11-23T14:05:09Z`, `2026-11-23T14:05:09.120+00:00`, `2026-11-23T14:05:09.120000`,
+`2026-11-23T16:05:09.120+02:00` and `2026-11-23 19:35:09+05:30` (the last two: local time of
+the same instant). Log files are named after the UTC hour of their events.
 
 Everything is drawn from numpy generators seeded by `(seed, day, stream)`, so a fixed
-`(seed, end, parameters)` gives byte-for-byte the same output; data is generated one day at
-a time, so memory stays flat however many days are asked for. Large platforms write the logs
-in a second process while this one writes the database.
+`(seed, end, parameters)` gives byte-for-byte the same output; data is generated one day at a
+time, so memory stays flat however many days are asked for. Large platforms write the logs in
+two more processes while this one writes the database.
 """
 
 from __future__ import annotations
@@ -26,16 +41,17 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import pickle
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from itertools import chain
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -452,12 +468,23 @@ def generate_demo(
     rate of each kind of flaw (each rule of each source, redelivered files, duplicated events),
     with at least one of each kind for any rate above 0. `gzip_share` of the log files are
     gzip-compressed. The same `(seed, end, parameters)` always gives the same bytes.
+
+    The manifest's keys: `parameters` (with the range's `start`), `rows` and `valid_rows` per
+    table, `events` (valid, distinct log events per type), `log_lines` (every line of every
+    file), `files`, `bad_input` ({source: {rule: count}} for every source of `SOURCES` and rule
+    of `RULES`) and `bad_input_total`, `duplicated_log_files`, `duplicate_events` (lines
+    repeating an earlier event: `duplicate_events_in_file` + `duplicate_events_redelivered`),
+    `restated_business_figures`, `restatement_ties`, `late_rows`, `unknown_agent_rows`,
+    `department_mismatches`, `other_event_lines` and `special_agents` (who failed, retired,
+    degrades, has the outage, was deployed late, moved; the unknown agent ids).
     """
     if agents < 1 or days < 1 or seed < 0:
         raise ValueError("agents and days must be at least 1, seed must not be negative")
     if not 0.0 <= flaw_rate <= 1.0 or not 0.0 <= gzip_share <= 1.0:
         raise ValueError("flaw_rate and gzip_share must lie in [0, 1]")
     end = end or datetime.now(UTC).date()
+    if end - timedelta(days=days) <= date(1970, 1, 1) or end.year >= 2199:
+        raise ValueError("the data must lie between 1970 and 2198")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in (out_dir / "agents.db", out_dir / "demo_manifest.json"):
@@ -479,14 +506,18 @@ def generate_demo(
     if agents * days >= _PARALLEL_MIN_AGENT_DAYS:
         # Creating a small file costs the kernel more than formatting it: two log writers
         # and the database writer keep both cores busy.
-        context = get_context("spawn")
-        with ProcessPoolExecutor(max_workers=len(shards), mp_context=context) as pool:
-            futures = [pool.submit(_write_logs, plan, out_dir / "logs", s) for s in shards]
+        workers = [_start_log_writer(plan, out_dir / "logs", shard) for shard in shards]
+        try:
             parts = [_write_database(plan, out_dir / "agents.db")]
-            parts += [f.result() for f in futures]
+            parts += [_finish_log_writer(worker) for worker in workers]
+        except BaseException:
+            for worker in workers:
+                worker.kill()
+                worker.wait()
+            raise
     else:
         parts = [_write_database(plan, out_dir / "agents.db")]
-        parts += [_write_logs(plan, out_dir / "logs", s) for s in shards]
+        parts += [_write_logs(plan, out_dir / "logs", shard) for shard in shards]
 
     manifest = _manifest(plan, agents, end, parts)
     (out_dir / "demo_manifest.json").write_text(
@@ -651,6 +682,7 @@ def _truncate(ms: np.ndarray, fmt: np.ndarray) -> np.ndarray:
 def _pick_formats(
     rng: np.random.Generator, n: int, weights: Sequence[tuple[int, float]]
 ) -> np.ndarray:
+    """`n` format codes drawn with the given (code, weight) pairs."""
     codes = np.array([c for c, _ in weights], dtype=np.int8)
     p = np.array([w for _, w in weights])
     return codes[rng.choice(len(codes), size=n, p=p / p.sum())]
@@ -729,7 +761,7 @@ def _write_database(plan: _Plan, path: Path) -> dict[str, Any]:
 
 
 def _insert(con: sqlite3.Connection, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
-    """Insert rows with many rows per statement: several times faster than one per statement."""
+    """Insert rows, a hundred or so per statement: half again as fast as one per statement."""
     width = len(columns)
     per = max(1, 600 // width)
     one = "(" + ", ".join("?" * width) + ")"
@@ -780,6 +812,7 @@ class _DatabaseWriter:
     # -- agents and targets
 
     def agents(self) -> None:
+        """The registry, then its bad rows (agents nothing else refers to)."""
         reg = self.reg
         rows = [
             (
@@ -829,6 +862,7 @@ class _DatabaseWriter:
         self.stats["rows.agents"] += len(rows) + len(bad)
 
     def targets(self) -> None:
+        """Targets for the last day's year only, so that other years fall back to the seed's."""
         year = int(_ymd(self.plan.end_ms - _DAY)[:4])
         rows = [
             ("revenue_usd", f"{year}-01-01", f"{year}-12-31", 55_000.0),
@@ -985,7 +1019,11 @@ class _DatabaseWriter:
             choices = [a for a in source if a not in members] or [a for a in up if a not in members]
             members.append(choices[int(rng.integers(0, len(choices)))])
         deg = float(_degradation(reg, np.array(members), np.full(len(members), started)).max())
-        duration = int(median_s * _S * np.exp(0.6 * rng.standard_normal()) * (1.0 + 1.5 * deg))
+        # One run in fifty hangs on a slow step for hours: some are still running at the end.
+        stuck = 40.0 if rng.random() < 0.02 else 1.0
+        duration = int(
+            median_s * _S * stuck * np.exp(0.6 * rng.standard_normal()) * (1.0 + 1.5 * deg)
+        )
         u = rng.random()
         fmt = 0 if u < 0.93 else 3 if u < 0.98 else 6
         completed = started + max(duration, _S)
@@ -1093,15 +1131,26 @@ class _DatabaseWriter:
         sent = day0 + (cell % 24) * _HOUR + rng.integers(0, _HOUR, n)
         receiver_pos = (pos + rng.integers(1, cand.size, n)) % cand.size
         kind = rng.choice(3, size=n, p=[0.5, 0.3, 0.2])
-        latency = np.maximum(np.round(40.0 * np.exp(0.8 * rng.standard_normal(n))), 1).astype(
-            np.int64
-        )
+        # Delivery takes some 40 ms, but 2 % wait in a queue for a quarter of an hour or so:
+        # those sent in the last minutes are still pending at the end.
+        queued = rng.random(n) < 0.02
+        typical = np.where(queued, 15 * _MIN, 40.0)
+        latency = np.maximum(np.round(typical * np.exp(0.8 * rng.standard_normal(n))), 1)
+        latency = latency.astype(np.int64)
         lost = rng.random(n) < 0.015
         answer = rng.random(n) < np.array([0.92, 0.3, 0.0])[kind]
         response = 900.0 * np.exp(0.6 * rng.standard_normal(n))
         settle = rng.integers(0, 200, n)
         fmt = _pick_formats(rng, n, [(2, 0.90), (1, 0.08), (7, 0.02)])
 
+        # Agents message agents that are up: redraw a receiver that is not (yet, or any more).
+        for _ in range(8):
+            down = ~_active(reg, cand[receiver_pos], sent)
+            if not down.any():
+                break
+            receiver_pos[down] = (
+                pos[down] + rng.integers(1, cand.size, int(down.sum()))
+            ) % cand.size
         sender, receiver = cand[pos], cand[receiver_pos]
         keep = _active(reg, sender, sent)
         order = np.argsort(sent[keep], kind="stable")
@@ -1110,7 +1159,7 @@ class _DatabaseWriter:
             for a in (sender, receiver, sent, kind, latency, lost, answer, response, settle, fmt)
         )
         received = sent + latency
-        failed = lost | ~_active(reg, receiver, received)
+        failed = lost | ~_active(reg, receiver, np.minimum(received, plan.end_ms - 1))
         pending = ~failed & (received >= plan.end_ms)
         delivered = ~failed & ~pending
         rt = np.round(response * (1.0 + 9.0 * _degradation(reg, receiver, received))).astype(
@@ -1349,7 +1398,42 @@ def _write_logs(plan: _Plan, logs_dir: Path, days: range) -> dict[str, Any]:
     return {"stats": dict(stats), "bad": dict(budget.done)}
 
 
+def _start_log_writer(plan: _Plan, logs_dir: Path, days: range) -> subprocess.Popen[bytes]:
+    """Start `_write_logs` in a fresh interpreter.
+
+    A plain subprocess rather than multiprocessing: spawn would re-run the caller's main
+    script (a benchmark script without a `__main__` guard breaks), and fork is unsafe once
+    Polars has started its threads.
+    """
+    code = f"import sys; from {__name__} import _log_writer_main; _log_writer_main()"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    worker = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    )
+    assert worker.stdin is not None
+    worker.stdin.write(pickle.dumps((plan, logs_dir, days)))
+    worker.stdin.close()
+    return worker
+
+
+def _finish_log_writer(worker: subprocess.Popen[bytes]) -> dict[str, Any]:
+    """Wait for a log writer and return what it wrote."""
+    assert worker.stdout is not None
+    result = worker.stdout.read()
+    if worker.wait() != 0:
+        raise RuntimeError(f"log writer failed with exit code {worker.returncode}")
+    return pickle.loads(result)
+
+
+def _log_writer_main() -> None:
+    """Entry point of a log writer process: arguments and result are pickled on stdin/stdout."""
+    plan, logs_dir, days = pickle.loads(sys.stdin.buffer.read())
+    sys.stdout.buffer.write(pickle.dumps(_write_logs(plan, logs_dir, days)))
+    sys.stdout.buffer.flush()
+
+
 def _heartbeats(plan: _Plan, day: int, rng: np.random.Generator) -> pl.DataFrame:
+    """One heartbeat a minute per agent that is up, a few hundred ms of jitter, as lines."""
     reg = plan.registry
     day0 = plan.start_ms + day * _DAY
     n_agents = len(reg.ids)
@@ -1420,6 +1504,7 @@ def _line_formats(rng: np.random.Generator, reg: _Registry, agent: np.ndarray) -
 
 
 def _resources(plan: _Plan, day: int, rng: np.random.Generator) -> pl.DataFrame:
+    """One CPU and memory sample every five minutes per agent that is up, as lines."""
     reg = plan.registry
     day0 = plan.start_ms + day * _DAY
     n_agents = len(reg.ids)

@@ -319,27 +319,36 @@ def log_event_rules(ctx: RuleContext) -> list[Rule]:
     ]
 
 
-def broken_rule(rules: Sequence[Rule]) -> tuple[pl.Expr, pl.Expr]:
-    """Two expressions: the name of the first rule a row breaks, and that rule's check text.
+def first_broken_rule(rules: Sequence[Rule]) -> pl.Expr:
+    """The position in `rules` of the first rule a row breaks; NULL for a valid row.
 
-    Both are NULL for a valid row. A rule whose expression is NULL (a comparison with a
-    missing value) does not count as broken: missing values are the `missing_field` rules' job.
+    A rule whose expression is NULL (a comparison with a missing value) does not count as
+    broken: missing values are the `missing_field` rules' job.
     """
-    name = pl.coalesce(
-        [pl.when(rule.broken.fill_null(False)).then(pl.lit(rule.name)) for rule in rules]
+    return pl.coalesce(
+        [pl.when(rule.broken.fill_null(False)).then(pl.lit(i)) for i, rule in enumerate(rules)]
     )
-    check = pl.coalesce(
-        [pl.when(rule.broken.fill_null(False)).then(pl.lit(rule.check)) for rule in rules]
-    )
-    return name.alias("rule"), check.alias("rule_check")
 
 
 def split_by_rules(
     staged: pl.DataFrame, rules: Sequence[Rule]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split staged rows into (valid rows, rejected rows with `rule` and `rule_check`)."""
-    name, check = broken_rule(rules)
-    judged = staged.with_columns(name, check)
-    valid = judged.filter(pl.col("rule").is_null()).drop("rule", "rule_check")
-    rejected = judged.filter(pl.col("rule").is_not_null())
+    """Split staged rows into (valid rows, rejected rows with `rule` and `rule_check`).
+
+    Each rule is evaluated once per row; the first broken one names the row's rule."""
+    positions = list(range(len(rules)))
+    judged = staged.with_columns(first_broken_rule(rules).alias("_rule"))
+    valid = judged.filter(pl.col("_rule").is_null()).drop("_rule")
+    rejected = (
+        judged.filter(pl.col("_rule").is_not_null())
+        .with_columns(
+            pl.col("_rule")
+            .replace_strict(positions, [r.name for r in rules], return_dtype=pl.String)
+            .alias("rule"),
+            pl.col("_rule")
+            .replace_strict(positions, [r.check for r in rules], return_dtype=pl.String)
+            .alias("rule_check"),
+        )
+        .drop("_rule")
+    )
     return valid, rejected

@@ -208,18 +208,11 @@ def business_targets(valid: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def split_duplicate_events(valid: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """(first copies, later copies) of valid log events by their identity (agent_id, event, ts).
-
-    The first copy is the one read first: by file, then line number.
-    """
-    ordered = valid.with_columns(
-        (pl.struct("file", "line_no").rank("ordinal").over(EVENT_KEY) - 1).alias("_copy")
-    )
-    return (
-        ordered.filter(pl.col("_copy") == 0).drop("_copy"),
-        ordered.filter(pl.col("_copy") > 0).drop("_copy"),
-    )
+def split_duplicate_events(valid: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """(first copies, number of later copies) of valid log events by their identity
+    (agent_id, event, ts). The first copy is the one read first: rows come in read order."""
+    first = valid.unique(subset=EVENT_KEY, keep="first", maintain_order=True)
+    return first, valid.height - first.height
 
 
 def event_facts(events: pl.LazyFrame) -> dict[str, pl.LazyFrame]:

@@ -497,7 +497,7 @@ OTHER_MART_CASES: dict[str, tuple[Callable[[], pl.DataFrame], str, list[Case]]] 
         department_kpis,
         "department",
         [
-            ("conversion_above_one", {"conversion_rate": 1.5}, BETWEEN, "conversion_rate"),
+            ("success_rate_above_one", {"success_rate": 1.5}, BETWEEN, "success_rate"),
             ("bad_health_status", {"health_status": "blue"}, IN_SET, "health_status"),
         ],
     ),
@@ -569,8 +569,8 @@ def test_broken_rules_of_system_kpis_fail() -> None:
 
 
 def test_broken_rules_of_business_value_fail() -> None:
-    # 2026-01-01 and 01-02 are good; 01-03 has a progress above 1, 01-04 a negative
-    # lead progress, and 01-06 leaves a gap after 01-04.
+    # 2026-01-01 and 01-02 are good; 01-03 has an expected progress above 1, and 01-06
+    # leaves a gap after 01-04 (whose negative lead progress is allowed: refunds exist).
     frame = pl.concat(
         [
             business_value(),
@@ -585,13 +585,12 @@ def test_broken_rules_of_business_value_fail() -> None:
     failed = failures(validate_marts({"business_value": frame}))
     assert {(r.column, r.observed.split(";")[1].strip()) for r in failed} == {
         ("expected_progress_pct", "e.g. [date=2026-01-03] 1.2"),
-        ("lead_pipeline_progress_pct", "e.g. [date=2026-01-04] -0.1"),
         ("date follows the previous date by 1 day", "e.g. [date=2026-01-06] False"),
     }
 
 
-def test_revenue_and_lead_progress_may_exceed_one() -> None:
-    frame = business_value(revenue_progress_pct=[1.3, 2.0])
+def test_revenue_and_lead_progress_may_exceed_one_or_go_negative() -> None:
+    frame = business_value(revenue_progress_pct=[1.3, 2.0], lead_pipeline_progress_pct=[-0.1, 0.5])
     assert failures(validate_marts({"business_value": frame})) == []
 
 
@@ -1005,7 +1004,7 @@ def test_max_rows_samples_rows_but_checks_every_key() -> None:
         "2 of 20 rows unexpected (exact, Polars)"
     )
     assert (
-        "every 5th row: 4 of 20"
+        "[GX on 1 row in 5: 4 of 20 rows]"
         in failed["expect_column_values_to_be_between", "execution_time_s"].observed
     )
 
@@ -1014,4 +1013,101 @@ def test_max_rows_above_the_row_count_validates_every_row() -> None:
     frame = big_task_runs(20, lambda f: f)
     results = validate_staged({"fct_task_runs": frame}, max_rows=100)
     assert failures(results) == []
-    assert all("every" not in r.observed for r in results)
+    assert all("GX on 1 row in" not in r.observed for r in results)
+
+
+# --------------------------------------------------------------------------------------------
+# No false alarms on marts computed by the contract's reference
+# --------------------------------------------------------------------------------------------
+
+REFERENCE_CORE = """
+INSERT INTO core.dim_agents VALUES
+    ('f1', 'FinAgent', 'finance', '2026-01-05 06:00:00', 'deployed', 2.0),
+    -- f2 ran a task and sent heartbeats before its deployment: agent rows without scope
+    ('f2', 'FinAgent', 'finance', '2026-01-07 00:00:00', 'deployed', 1.0),
+    ('o1', 'OpsAgent', 'operations', '2026-01-05 00:00:00', 'failed', 0.5);
+INSERT INTO core.fct_task_runs VALUES
+    -- three equal times of 0.1 s: their mean is one ulp above their maximum
+    (1, 'f1', 'finance', 'finance', 'report', 0.1, 100, '2026-01-05 07:00:00'),
+    (2, 'f1', 'finance', 'finance', 'report', 0.1, 100, '2026-01-05 07:10:00'),
+    (3, 'f1', 'finance', 'finance', 'report', 0.1, 100, '2026-01-05 07:20:00'),
+    (4, 'f1', 'finance', 'ops', 'report', 7.3, 0, '2026-01-06 12:00:00'),
+    (5, 'f2', 'finance', 'finance', 'forecast', 2.0, 50, '2026-01-06 10:05:00'),
+    (6, 'o1', 'operations', 'operations', 'sync', 1.0, 100, '2026-01-05 00:05:00');
+INSERT INTO core.fct_heartbeats
+    SELECT 'f1', TIMESTAMP '2026-01-05 06:00:00' + INTERVAL (i) MINUTE, 'ok', i % 3, 0, NULL
+    FROM range(120) AS t(i);
+INSERT INTO core.fct_heartbeats
+    SELECT 'f2', TIMESTAMP '2026-01-06 10:00:00' + INTERVAL (i) MINUTE, 'ok', 0, 1, 'forecast'
+    FROM range(30) AS t(i);
+INSERT INTO core.fct_heartbeats
+    SELECT 'f2', TIMESTAMP '2026-01-07 00:00:00' + INTERVAL (i) MINUTE, 'degraded', 2, 0, NULL
+    FROM range(60) AS t(i);
+INSERT INTO core.fct_heartbeats
+    SELECT 'o1', TIMESTAMP '2026-01-05 00:00:00' + INTERVAL (i) MINUTE, 'degraded', 1, 1, NULL
+    FROM range(10) AS t(i);
+INSERT INTO core.fct_resource_samples VALUES
+    ('f1', '2026-01-05 06:00:00', 37.5, 512.0), ('f1', '2026-01-05 06:01:00', 150.0, 600.0);
+INSERT INTO core.fct_agent_errors VALUES
+    ('o1', '2026-01-05 00:03:00', NULL, 'TimeoutError', 'upstream timed out');
+INSERT INTO core.fct_messages VALUES
+    ('m1', 1, 'f1', 'o1', 'request', '2026-01-05 09:00:00', '2026-01-05 09:00:01',
+     '2026-01-05 09:00:07', 'delivered', '2026-01-05 09:00:07'),
+    ('m2', 2, 'o1', 'f2', 'request', '2026-01-06 09:00:00', NULL, NULL, 'failed',
+     '2026-01-06 09:00:00'),
+    ('m3', 3, 'f2', 'f1', 'result', '2026-01-06 11:00:00', NULL, NULL, 'pending',
+     '2026-01-06 11:00:00');
+INSERT INTO core.fct_workflow_runs VALUES
+    ('w1', 'close', 'f1', ['f1', 'o1'], '2026-01-05 10:00:00', '2026-01-05 10:30:00',
+     'completed', 2, 1, '2026-01-05 10:30:00'),
+    ('w2', 'nurture', 'f2', ['f2'], '2026-01-06 10:00:00', NULL, 'running', 0, 0,
+     '2026-01-06 10:00:00'),
+    ('w3', 'close', 'o1', ['o1', 'f2'], '2026-01-06 13:00:00', '2026-01-06 13:05:00',
+     'failed', 1, 0, '2026-01-06 13:05:00');
+INSERT INTO core.fct_business_metrics VALUES
+    ('2026-01-05', 'finance', 'revenue_usd', 100.0, '2026-01-05 23:00:00', 1),
+    ('2026-01-05', 'finance', 'leads_generated', 10.0, '2026-01-05 23:00:00', 2),
+    ('2026-01-05', 'finance', 'conversions', 2.0, '2026-01-05 23:00:00', 3),
+    ('2026-01-06', 'operations', 'predictions_total', 5.0, '2026-01-06 23:00:00', 4),
+    ('2026-01-06', 'operations', 'predictions_correct', 4.0, '2026-01-06 23:00:00', 5),
+    ('2026-01-06', 'operations', 'cost_savings_usd', 30.0, '2026-01-06 23:00:00', 6);
+INSERT INTO core.dim_business_targets VALUES
+    ('revenue_usd', '2026-01-01', '2026-12-31', 1000.0);
+"""
+
+
+def test_marts_of_the_reference_computation_pass_every_check() -> None:
+    duckdb = pytest.importorskip("duckdb")
+    from tests.reference.core_schema import create_core_tables
+    from tests.reference.reference_marts import reference_marts
+
+    con = duckdb.connect()
+    create_core_tables(con)
+    con.execute(REFERENCE_CORE)
+    marts = reference_marts(con)
+    assert marts["agent_kpis"].height and marts["alerts"].height
+    core = {
+        name: con.sql(f"SELECT * FROM core.{name}").pl()
+        for (name,) in con.sql(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'core'"
+        ).fetchall()
+    }
+    failed = failures(validate_marts(marts) + validate_staged(core))
+    assert failed == [], [(r.table, r.column, r.observed) for r in failed]
+
+
+def test_rows_naming_agents_of_an_empty_registry_fail() -> None:
+    tables = staged_tables()
+    failure = the_failure(
+        validate_staged(
+            {
+                "dim_agents": tables["dim_agents"].clear(),
+                "fct_agent_errors": tables["fct_agent_errors"],
+            }
+        )
+    )
+    assert (failure.table, failure.expectation, failure.column) == (
+        "core.fct_agent_errors",
+        IN_SET,
+        "agent_id",
+    )
