@@ -91,10 +91,10 @@ class RunResult:
 
 @dataclass
 class Loaded:
-    """What the extract and staging produced: core tables and the rejected rows."""
+    """What an extract stage did: the agents it knows of, and its counts. The rows themselves
+    wait in the state database's `stage` schema for the load."""
 
-    core: dict[str, pl.DataFrame]
-    rejected: list[pl.DataFrame]
+    known_agents: pl.Series
     counts: dict[str, SourceCount]
 
 
@@ -165,16 +165,15 @@ def _split_db(
     return valid, _quarantine_rows(rejected, table, location, agent, _db_payload(table))
 
 
-def extract_database(settings: Settings, run_started_at: datetime) -> Loaded:
-    """Read every operational table, type it, split off bad rows, build the core tables."""
+def extract_database(settings: Settings, run_started_at: datetime, store: StateStore) -> Loaded:
+    """Read every operational table, type it, split off bad rows, and stage the core rows
+    and the rejected ones in the state database (`stage.*`) for the load."""
     con = extract.open_source(settings.db_url)
     counts: dict[str, SourceCount] = {}
-    rejected: list[pl.DataFrame] = []
-    out: dict[str, pl.DataFrame] = {}
 
     def account(source: str, read: int, valid: int, bad: pl.DataFrame) -> None:
         counts.setdefault(source, SourceCount(source)).add(read, valid, 0, bad.height)
-        rejected.append(bad)
+        store.append_table("stage", "rejected", bad)
 
     try:
         raw_agents = extract.read_table(con, "agents")
@@ -189,7 +188,7 @@ def extract_database(settings: Settings, run_started_at: datetime) -> Loaded:
         )
         account("agents", raw_agents.height, valid.height, bad)
         agents = core.dim_agents(valid.lazy()).collect()
-        out["dim_agents"] = agents
+        store.append_table("stage", "dim_agents", agents)
         ctx = rules.RuleContext(run_started_at, agents["agent_id"])
 
         raw_targets = extract.read_table(con, "business_targets")
@@ -202,9 +201,11 @@ def extract_database(settings: Settings, run_started_at: datetime) -> Loaded:
             pl.lit(None),
         )
         account("business_targets", raw_targets.height, valid.height, bad)
-        out["dim_business_targets"] = core.business_targets(valid.lazy()).collect()
+        store.append_table(
+            "stage", "dim_business_targets", core.business_targets(valid.lazy()).collect()
+        )
 
-        task_parts = []
+        store.append_table("stage", "fct_task_runs", core.empty("fct_task_runs").collect())
         for raw in extract.iter_table(con, "agent_performance", TASK_BATCH_ROWS):
             valid, bad = _split_db(
                 raw,
@@ -215,10 +216,9 @@ def extract_database(settings: Settings, run_started_at: datetime) -> Loaded:
                 pl.col("agent_id"),
             )
             account("agent_performance", raw.height, valid.height, bad)
-            task_parts.append(core.task_facts(valid.lazy(), agents.lazy()).collect())
-        out["fct_task_runs"] = (
-            pl.concat(task_parts) if task_parts else core.empty("fct_task_runs").collect()
-        )
+            store.append_table(
+                "stage", "fct_task_runs", core.task_facts(valid.lazy(), agents.lazy()).collect()
+            )
 
         raw_workflows = extract.read_table(con, "workflow_executions")
         valid, bad = _split_db(
@@ -230,9 +230,11 @@ def extract_database(settings: Settings, run_started_at: datetime) -> Loaded:
             pl.col("initiator_agent_id"),
         )
         account("workflow_executions", raw_workflows.height, valid.height, bad)
-        out["fct_workflow_runs"] = core.latest_versions(
-            core.workflow_facts(valid.lazy()), "workflow_id"
-        ).collect()
+        store.append_table(
+            "stage",
+            "fct_workflow_runs",
+            core.latest_versions(core.workflow_facts(valid.lazy()), "workflow_id").collect(),
+        )
 
         raw_messages = extract.read_table(con, "agent_communications")
         valid, bad = _split_db(
@@ -249,9 +251,11 @@ def extract_database(settings: Settings, run_started_at: datetime) -> Loaded:
             ),
         )
         account("agent_communications", raw_messages.height, valid.height, bad)
-        out["fct_messages"] = core.latest_versions(
-            core.message_facts(valid.lazy()), "message_id"
-        ).collect()
+        store.append_table(
+            "stage",
+            "fct_messages",
+            core.latest_versions(core.message_facts(valid.lazy()), "message_id").collect(),
+        )
 
         raw_metrics = extract.read_table(con, "business_metrics")
         valid, bad = _split_db(
@@ -264,75 +268,70 @@ def extract_database(settings: Settings, run_started_at: datetime) -> Loaded:
         )
         account("business_metrics", raw_metrics.height, valid.height, bad)
         versions = core.business_metric_versions(valid.lazy()).collect()
-        out["fct_business_metric_versions"] = versions
-        out["fct_business_metrics"] = core.resolve_restatements(versions.lazy()).collect()
+        store.append_table("stage", "fct_business_metric_versions", versions)
+        store.append_table(
+            "stage", "fct_business_metrics", core.resolve_restatements(versions.lazy()).collect()
+        )
     finally:
         con.close()
-    return Loaded(out, rejected, counts)
+    return Loaded(known_agents=agents["agent_id"], counts=counts)
 
 
-def extract_logs(settings: Settings, known_agents: pl.Series, run_started_at: datetime) -> Loaded:
-    """Read every log file, decode, type, split off bad lines and duplicate events."""
+def extract_logs(
+    settings: Settings, known_agents: pl.Series, run_started_at: datetime, store: StateStore
+) -> Loaded:
+    """Read every log file, decode, type, split off bad lines, and stage the valid events
+    (with their read order) and the rejected lines in the state database."""
     files = extract.list_log_files(settings.logs_dir)
     ctx = rules.RuleContext(run_started_at, known_agents)
     event_rules = rules.log_event_rules(ctx)
     count = SourceCount("logs")
-    valid_parts: list[pl.DataFrame] = []
-    rejected: list[pl.DataFrame] = []
-    keep = ["file", "line_no", *core.EVENT_KEY[:2], "ts_utc", *_EVENT_PAYLOAD]
+    for table in EVENT_CORE_TABLES:
+        store.append_table(
+            "stage",
+            table,
+            core.empty(table)
+            .with_columns(pl.lit(None, dtype=pl.Int64).alias("read_order"))
+            .collect(),
+        )
     for lines in extract.read_log_lines(settings.logs_dir, files):
-        staged = staging.stage_log_events(lines.lazy()).collect()
+        staged = staging.stage_log_events(
+            lines.lazy().with_row_index("read_order", offset=count.read)
+        ).collect()
         valid, bad = rules.split_by_rules(staged, event_rules)
-        valid_parts.append(valid.select(keep))
+        for table, frame in core.event_facts(valid.lazy()).items():
+            store.append_table("stage", table, frame.collect())
         if bad.height:
             bad = extract.raw_log_lines(settings.logs_dir, bad.sort("file", "line_no"))
-            rejected.append(
+            store.append_table(
+                "stage",
+                "rejected",
                 _quarantine_rows(
                     bad,
                     "logs",
                     pl.format("{}:{}", "file", "line_no"),
                     pl.col("agent_id"),
                     pl.col("raw_payload"),
-                )
+                ),
             )
-        count.add(lines.height, 0, 0, bad.height)
-    events = (
-        pl.concat(valid_parts)
-        if valid_parts
-        else pl.DataFrame(schema={"file": pl.String, "line_no": pl.Int64})
-    )
-    if events.is_empty():
-        facts = {table: core.empty(table).collect() for table in _EVENT_CORE_TABLES}
-        duplicates = 0
-    else:
-        first_copies, duplicates = core.split_duplicate_events(
-            events.with_columns(pl.col("ts_utc").alias("ts"))
-        )
-        facts = {
-            name: frame.collect()
-            for name, frame in core.event_facts(first_copies.drop("ts").lazy()).items()
-        }
-    loaded = sum(frame.height for frame in facts.values())
-    count.loaded, count.duplicates = loaded, duplicates
-    return Loaded(facts, rejected, {"logs": count})
+        count.add(lines.height, lines.height - bad.height, 0, bad.height)
+    return Loaded(known_agents=known_agents, counts={"logs": count})
 
 
-_EVENT_PAYLOAD = [
-    "status",
-    "task_queue",
-    "message_queue",
-    "current_task_type",
-    "cpu_pct",
-    "memory_mb",
-    "task_type",
-    "error_type",
-    "message",
-]
-_EVENT_CORE_TABLES = [
+EVENT_CORE_TABLES = [
     "fct_heartbeats",
     "fct_resource_samples",
     "fct_agent_errors",
     "fct_other_events",
+]
+STAGED_CORE_TABLES = [
+    "dim_agents",
+    "dim_business_targets",
+    "fct_task_runs",
+    "fct_workflow_runs",
+    "fct_messages",
+    "fct_business_metric_versions",
+    "fct_business_metrics",
 ]
 
 
@@ -340,17 +339,25 @@ _EVENT_CORE_TABLES = [
 # Load
 
 
-def load_core(store: StateStore, loaded: Loaded, run_id: str, run_started_at: datetime) -> int:
-    """Replace the core tables and the quarantine with this (full) run's, in one transaction."""
-    rows = 0
+def load_core(store: StateStore, run_id: str, run_started_at: datetime) -> tuple[int, int]:
+    """Replace the core tables and the quarantine with this (full) run's staged rows, in one
+    transaction. Returns (rows loaded, duplicate log events dropped)."""
     with store.transaction():
-        for table, frame in loaded.core.items():
-            store.replace_table("core", table, frame)
-            rows += frame.height
+        rows = 0
+        for table in STAGED_CORE_TABLES:
+            store.con.execute(f"CREATE OR REPLACE TABLE core.{table} AS FROM stage.{table}")
+            rows += store.scalar(f"SELECT count(*) FROM core.{table}")
+        staged_events = 0
+        for table in EVENT_CORE_TABLES:
+            staged_events += store.scalar(f"SELECT count(*) FROM stage.{table}")
+            loaded = store.load_first_copies("stage", table, "core", table, core.EVENT_KEY)
+            rows += loaded
+        duplicates = staged_events - sum(
+            store.scalar(f"SELECT count(*) FROM core.{t}") for t in EVENT_CORE_TABLES
+        )
         store.clear_rejected()
-        for bad in loaded.rejected:
-            store.add_rejected(run_id, run_started_at, bad)
-    return rows
+        store.add_rejected(run_id, run_started_at, store.query("FROM stage.rejected"))
+    return rows, duplicates
 
 
 # ---------------------------------------------------------------------------------------------
@@ -603,20 +610,20 @@ def run_pipeline(
     store = StateStore(state_path_for(settings.warehouse))
     recorded = 0  # how many stage timings are already recorded (with the run's record)
     try:
+        store.reset_stage()
         with clock.stage("extract_database") as info:
             retry = {"retries": settings.extract_retries, "retry_delay_s": settings.retry_delay_s}
-            db = stage(extract_database, **retry)(settings, started)
+            db = stage(extract_database, **retry)(settings, started, store)
             info["rows"] = sum(c.read for c in db.counts.values())
         with clock.stage("extract_logs") as info:
-            logs = stage(extract_logs, **retry)(
-                settings, db.core["dim_agents"]["agent_id"], started
-            )
+            logs = stage(extract_logs, **retry)(settings, db.known_agents, started, store)
             info["rows"] = logs.counts["logs"].read
         result.counts = {**db.counts, **logs.counts}
-        loaded = Loaded({**db.core, **logs.core}, db.rejected + logs.rejected, result.counts)
         with clock.stage("load_core") as info:
-            info["rows"] = stage(load_core)(store, loaded, run_id, started)
-        del db, logs, loaded
+            info["rows"], duplicates = stage(load_core)(store, run_id, started)
+        result.counts["logs"].loaded -= duplicates
+        result.counts["logs"].duplicates += duplicates
+        store.reset_stage()
         with clock.stage("build_marts") as info:
             built, result.as_of = stage(build_marts)(store, settings)
             info["rows"] = sum(frame.height for frame in built.values())

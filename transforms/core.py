@@ -208,22 +208,24 @@ def business_targets(valid: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def split_duplicate_events(valid: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """(first copies, number of later copies) of valid log events by their identity
-    (agent_id, event, ts). The first copy is the one read first: rows come in read order."""
-    first = valid.unique(subset=EVENT_KEY, keep="first", maintain_order=True)
-    return first, valid.height - first.height
-
-
 def event_facts(events: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
-    """Valid, de-duplicated log events split into their core tables; events of other types go
-    to `fct_other_events` (counted, and used by no KPI)."""
+    """Valid log events split into their core tables; events of other types go to
+    `fct_other_events` (counted, and used by no KPI). Each row keeps its `read_order`, by
+    which the load keeps the first copy of an event delivered twice (see `EVENT_KEY`)."""
     typed = events.with_columns(pl.col("ts_utc").alias("ts"))
+
+    def conform(frame: pl.LazyFrame, table: str) -> pl.LazyFrame:
+        schema = CORE_SCHEMAS[table]
+        return frame.select(
+            *[pl.col(name).cast(dtype) for name, dtype in schema.items()],
+            pl.col("read_order").cast(pl.Int64),
+        )
+
     facts = {
-        table: _conform(typed.filter(pl.col("event") == event), CORE_SCHEMAS[table])
+        table: conform(typed.filter(pl.col("event") == event), table)
         for event, table in EVENT_TABLES.items()
     }
-    facts["fct_other_events"] = _conform(
-        typed.filter(~pl.col("event").is_in(list(EVENT_TABLES))), FCT_OTHER_EVENTS
+    facts["fct_other_events"] = conform(
+        typed.filter(~pl.col("event").is_in(list(EVENT_TABLES))), "fct_other_events"
     )
     return facts

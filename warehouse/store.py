@@ -150,6 +150,32 @@ class StateStore:
         finally:
             self.con.unregister("_incoming")
 
+    def reset_stage(self) -> None:
+        """Empty the `stage` schema, where a run's extract puts rows for the load (what a
+        crashed run left there is dropped)."""
+        self.con.execute("DROP SCHEMA IF EXISTS stage CASCADE")
+        self.con.execute("CREATE SCHEMA stage")
+        empty = pl.DataFrame(schema={"run_id": pl.String, **QUARANTINE_COLUMNS}).drop("run_id")
+        self.append_table("stage", "rejected", empty)
+
+    def load_first_copies(
+        self, source_schema: str, source: str, schema: str, table: str, key: list[str]
+    ) -> int:
+        """Replace `schema.table` with the rows of `source_schema.source`, keeping of each key
+        the row with the lowest `read_order` (the copy read first), sorted by time so that
+        range scans by `ts` skip most of the table. Returns the rows kept."""
+        columns = [
+            row[0] for row in self.con.execute(f"DESCRIBE {source_schema}.{source}").fetchall()
+        ]
+        partition = ", ".join(c for c in key if c in columns)
+        self.con.execute(
+            f"CREATE OR REPLACE TABLE {schema}.{table} AS "
+            f"SELECT * EXCLUDE (read_order) FROM {source_schema}.{source} "
+            f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY read_order) = 1 "
+            "ORDER BY ts, agent_id"
+        )
+        return int(self.scalar(f"SELECT count(*) FROM {schema}.{table}"))
+
     def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
         """A query's result as a Polars frame."""
         return self.con.execute(sql, params or []).pl()

@@ -1798,56 +1798,8 @@ def test_as_of_without_any_fact_is_null() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Log events delivered twice count once
-
-
-def test_errors_logged_counts_an_event_delivered_twice_once() -> None:
-    events = pl.DataFrame(
-        {
-            "file": ["2026-11-23/a1-10.jsonl", "2026-11-23/a1-10.jsonl", "copy/a1-10.jsonl"],
-            "line_no": [1, 2, 1],
-            "agent_id": ["a1", "a1", "a1"],
-            "event": ["error", "error", "error"],
-            "ts_utc": [D(2026, 11, 23, 10), D(2026, 11, 23, 10, 5), D(2026, 11, 23, 10)],
-            "status": [None, None, None],
-            "task_queue": [None, None, None],
-            "message_queue": [None, None, None],
-            "current_task_type": [None, None, None],
-            "cpu_pct": [None, None, None],
-            "memory_mb": [None, None, None],
-            "task_type": [None, None, None],
-            "error_type": ["TimeoutError", "KeyError", "TimeoutError"],
-            "message": ["timed out", "missing", "timed out"],
-        },
-        schema_overrides={
-            "status": pl.String,
-            "task_queue": pl.Int64,
-            "message_queue": pl.Int64,
-            "current_task_type": pl.String,
-            "cpu_pct": pl.Float64,
-            "memory_mb": pl.Float64,
-            "task_type": pl.String,
-        },
-    )
-    # identified by (agent_id, event, ts) with ts the parsed UTC time, as the pipeline does
-    first, duplicates = core.split_duplicate_events(
-        events.with_columns(pl.col("ts_utc").alias("ts"))
-    )
-    assert duplicates == 1
-    assert "copy/a1-10.jsonl" not in first["file"].to_list()
-    tables = core.event_facts(first.lazy())
-    base = facts([agent("a1")])
-    f = Facts(
-        base.agents,
-        base.tasks,
-        base.messages,
-        base.workflows,
-        base.heartbeats,
-        base.resources,
-        tables["fct_agent_errors"],
-    )
-    r = one(run_agent_kpis(f, NOV23, NOV23, MIDNIGHT_24), **day(NOV23, agent_id="a1"))
-    assert r["errors_logged"] == 2
+# Log events delivered twice count once: see tests/warehouse/test_store.py (the load keeps
+# the first copy of each event).
 
 
 # ---------------------------------------------------------------------------------------------
