@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     """Generate the platforms, run and time each, write docs/benchmarks.md."""
     parser = argparse.ArgumentParser(prog="python -m flows.bench")
     parser.add_argument("--root", default="bench-data")
-    parser.add_argument("--flaw-rate", type=float, default=0.001)
+    parser.add_argument("--flaw-rate", type=float, default=0.0)
     parser.add_argument(
         "--sizes", default=",".join(f"{a}x{d}" for a, d in SIZES), help="AGENTSxDAYS,..."
     )

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlparse
 
 import duckdb
 import numpy as np
+import orjson
 import polars as pl
 
 # The columns of each operational table, as contract/sources.md declares them.
@@ -268,9 +269,8 @@ def read_log_lines(
 
 def _decode_batch(batch: list[tuple[str, bytes]]) -> pl.DataFrame:
     """Decode a batch of files. Fast path: one strict decode of the whole batch. Where that
-    fails, chunks of CHUNK_FILES files, then single files; a file the strict decoder refuses
-    is decoded line by line. Each file is thus decoded at most three times, whatever the
-    number of bad lines."""
+    fails, chunks of CHUNK_FILES files; a chunk the strict decoder refuses is decoded line
+    by line. Each file is decoded at most three times, whatever the number of bad lines."""
     frames = list(_decode_or_split(batch, CHUNK_FILES))
     if not frames:
         return pl.DataFrame(schema=LOG_LINE_COLUMNS)
@@ -289,11 +289,13 @@ def _decode_or_split(batch: list[tuple[str, bytes]], chunk_files: int) -> Iterat
     decoded = _decode_strict(batch)
     if decoded is not None:
         yield decoded
-    elif len(batch) == 1:
-        yield _decode_lines(*batch[0])
+    elif len(batch) <= chunk_files:
+        # Polars costs about a millisecond a call: past this size, decoding the chunk's lines
+        # in Python is cheaper than finding its bad files.
+        yield _decode_lines(batch)
     else:
         for chunk in _chunks(batch, chunk_files):
-            yield from _decode_or_split(chunk, 1)
+            yield from _decode_or_split(chunk, chunk_files)
 
 
 def _decode_strict(batch: list[tuple[str, bytes]]) -> pl.DataFrame | None:
@@ -319,43 +321,55 @@ def _decode_strict(batch: list[tuple[str, bytes]]) -> pl.DataFrame | None:
     )
 
 
-def _decode_lines(name: str, data: bytes) -> pl.DataFrame:
-    """Decode one file line by line, with the same typing as the fast path."""
-    rows = []
-    for line_no, line in enumerate(data.split(b"\n")[:-1], start=1):
-        row: dict[str, object] = {"file": name, "line_no": line_no, "parse_error": None}
-        try:
-            event = json.loads(line)
-        except ValueError:
-            event = None
-        if not isinstance(event, dict):
-            row["parse_error"] = "not_json"
-            rows.append(row)
-            continue
-        for field, dtype in LOG_FIELDS.items():
-            value, ok = _typed(event.get(field), dtype)
-            if ok:
-                row[field] = value
-            elif row["parse_error"] is None:
-                row["parse_error"] = f"wrong_type:{field}"
-        rows.append(row)
-    return pl.DataFrame(rows, schema=LOG_LINE_COLUMNS, orient="row")
+_INT_FIELDS = frozenset(f for f, t in LOG_FIELDS.items() if t == pl.Int64)
+_FLOAT_FIELDS = frozenset(f for f, t in LOG_FIELDS.items() if t == pl.Float64)
 
 
-def _typed(value: object, dtype: pl.DataType) -> tuple[object, bool]:
-    """A JSON value in a field's type, and whether it has that type (NULL always has)."""
-    if value is None:
-        return None, True
-    if dtype == pl.Int64:
-        ok = isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+def _decode_lines(batch: list[tuple[str, bytes]]) -> pl.DataFrame:
+    """Decode files line by line, typing each field as the strict decoder does: integers
+    for the queues, finite numbers for cpu and memory, text (or a number's text) for the
+    rest. A line that is not a JSON object is `not_json`; a field of another type is NULL
+    and the line is `wrong_type:<field>`."""
+    columns: dict[str, list[object]] = {name: [] for name in LOG_LINE_COLUMNS}
+    files, line_nos, errors = columns["file"], columns["line_no"], columns["parse_error"]
+    fields = [(name, columns[name]) for name in LOG_FIELDS]
+    for name, data in batch:
+        for line_no, line in enumerate(data.split(b"\n")[:-1], start=1):
+            files.append(name)
+            line_nos.append(line_no)
+            try:
+                event = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                event = None
+            if type(event) is not dict:
+                errors.append("not_json")
+                for _, values in fields:
+                    values.append(None)
+                continue
+            error = None
+            for field, values in fields:
+                value = event.get(field)
+                if value is not None:
+                    value, ok = _typed(field, value)
+                    if not ok and error is None:
+                        error = f"wrong_type:{field}"
+                values.append(value)
+            errors.append(error)
+    return pl.DataFrame(columns, schema=LOG_LINE_COLUMNS)
+
+
+def _typed(field: str, value: object) -> tuple[object, bool]:
+    """A JSON value in its field's type (or None), and whether it had that type."""
+    kind = type(value)
+    if field in _INT_FIELDS:
+        ok = kind is int and -(2**63) <= value < 2**63
         return (value if ok else None), ok
-    if dtype == pl.Float64:
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if field in _FLOAT_FIELDS:
+        ok = (kind is int or kind is float) and math.isfinite(value)
         return (float(value) if ok else None), ok
-    # Text fields take text, and numbers as their text (as the fast decoder does).
-    if isinstance(value, str):
+    if kind is str:
         return value, True
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if kind is int or kind is float:  # a number in a text field: its text, as Polars does
         return json.dumps(value), True
     return None, False
 
