@@ -14,7 +14,6 @@ import io
 import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -96,8 +95,6 @@ LOG_LINE_COLUMNS: dict[str, pl.DataType] = {
 LOG_SUFFIXES = (".jsonl", ".jsonl.gz")
 # Decode this many bytes of log text per call of the fast decoder.
 BATCH_BYTES = 64 * 1024 * 1024
-READ_THREADS = 4
-READ_WINDOW = 256
 
 
 class SourceError(RuntimeError):
@@ -142,7 +139,11 @@ def open_source(db_url: str) -> duckdb.DuckDBPyConnection:
     """
     con = duckdb.connect(
         ":memory:",
-        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "memory_limit": "1GB",
+        },
     )
     scheme = urlparse(db_url).scheme
     if scheme == "sqlite":
@@ -239,30 +240,23 @@ def read_log_bytes(path: Path) -> bytes:
     return data
 
 
-def read_log_lines(
-    logs_dir: Path, files: Iterable[LogFile], threads: int = READ_THREADS
-) -> Iterator[pl.DataFrame]:
+def read_log_lines(logs_dir: Path, files: Iterable[LogFile]) -> Iterator[pl.DataFrame]:
     """Decoded log lines of the given files, in batches of about `BATCH_BYTES`.
 
     One row per line, in file order then line order: file, line_no (from 1), parse_error
-    (NULL, `not_json` or `wrong_type:<field>`) and the event's fields (see LOG_FIELDS). Files
-    are read and decompressed by a few threads (both release the GIL).
+    (NULL, `not_json` or `wrong_type:<field>`) and the event's fields (see LOG_FIELDS).
+    Files are read one after another: with the page cache warm, a thread pool costs more
+    than it saves (docs/benchmarks.md).
     """
     batch: list[tuple[str, bytes]] = []
     size = 0
-    names = [f.path for f in files]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        # A bounded window of files in flight: Executor.map alone would read them all at once.
-        for start in range(0, len(names), READ_WINDOW):
-            window = names[start : start + READ_WINDOW]
-            for name, data in zip(
-                window, pool.map(lambda n: read_log_bytes(logs_dir / n), window), strict=True
-            ):
-                batch.append((name, data))
-                size += len(data)
-                if size >= BATCH_BYTES:
-                    yield _decode_batch(batch)
-                    batch, size = [], 0
+    for log_file in files:
+        data = read_log_bytes(logs_dir / log_file.path)
+        batch.append((log_file.path, data))
+        size += len(data)
+        if size >= BATCH_BYTES:
+            yield _decode_batch(batch)
+            batch, size = [], 0
     if batch:
         yield _decode_batch(batch)
 

@@ -34,7 +34,7 @@ from warehouse.store import StateStore, state_path_for
 
 log = logging.getLogger("agentkpi")
 
-TASK_BATCH_ROWS = 2_000_000
+TASK_BATCH_ROWS = 1_000_000
 MART_NAMES = list(MART_KEYS)
 
 Stage = Callable[..., Callable[..., Any]]
@@ -236,26 +236,23 @@ def extract_database(settings: Settings, run_started_at: datetime, store: StateS
             core.latest_versions(core.workflow_facts(valid.lazy()), "workflow_id").collect(),
         )
 
-        raw_messages = extract.read_table(con, "agent_communications")
-        valid, bad = _split_db(
-            raw_messages,
-            "agent_communications",
-            staging.stage_messages,
-            rules.message_rules(ctx),
-            _located("agent_communications", "id"),
-            pl.coalesce(
-                pl.when(~pl.col("sender_agent_id").is_in(ctx.known_agents.implode())).then(
-                    pl.col("sender_agent_id")
+        store.append_table("stage", "fct_messages", core.empty("fct_messages").collect())
+        sender_unknown = ~pl.col("sender_agent_id").is_in(ctx.known_agents.implode())
+        for raw in extract.iter_table(con, "agent_communications", TASK_BATCH_ROWS):
+            valid, bad = _split_db(
+                raw,
+                "agent_communications",
+                staging.stage_messages,
+                rules.message_rules(ctx),
+                _located("agent_communications", "id"),
+                pl.coalesce(
+                    pl.when(sender_unknown).then(pl.col("sender_agent_id")),
+                    pl.col("receiver_agent_id"),
                 ),
-                pl.col("receiver_agent_id"),
-            ),
-        )
-        account("agent_communications", raw_messages.height, valid.height, bad)
-        store.append_table(
-            "stage",
-            "fct_messages",
-            core.latest_versions(core.message_facts(valid.lazy()), "message_id").collect(),
-        )
+            )
+            account("agent_communications", raw.height, valid.height, bad)
+            # message_id is unique at the source: every row is the message's latest version.
+            store.append_table("stage", "fct_messages", core.message_facts(valid.lazy()).collect())
 
         raw_metrics = extract.read_table(con, "business_metrics")
         valid, bad = _split_db(
@@ -674,7 +671,7 @@ _TIMING_SCHEMA = {
 }
 
 
-STAGED_SAMPLE_ROWS = 1_000_000
+STAGED_SAMPLE_ROWS = 200_000
 
 
 def validate(store: StateStore, built: dict[str, pl.DataFrame]) -> list[CheckResult]:

@@ -95,12 +95,17 @@ def state_path_for(warehouse_path: Path) -> Path:
 class StateStore:
     """The single writer of the pipeline's state database."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, memory_limit: str = "1GB") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.con = duckdb.connect(
             str(path),
-            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+            config={
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+                # DuckDB would otherwise cache up to 80% of RAM; beyond this it spills.
+                "memory_limit": memory_limit,
+            },
         )
         self.con.execute(OPS_DDL)
 
