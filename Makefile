@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: setup
-	$(BIN)/agentkpi demo --if-missing --out data/demo
+	$(BIN)/agentkpi demo --if-missing --out data/demo --flaw-rate 0.0002
 	$(BIN)/agentkpi run --db-url sqlite:///$(CURDIR)/data/demo/agents.db \
 		--logs-dir data/demo/logs --warehouse data/warehouse.duckdb
 

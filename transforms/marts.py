@@ -506,6 +506,15 @@ BUSINESS_SUMS = [
 BUSINESS_MEANS = {"seo_score": "seo_score_avg", "engagement_rate": "engagement_rate_avg"}
 
 
+def _active_agents(tasks: pl.LazyFrame, beats: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    """agents_active per key: agents with a task or a heartbeat in the period."""
+    return (
+        pl.concat([tasks.select(*keys, "agent_id"), beats.select(*keys, "agent_id")])
+        .group_by(keys)
+        .agg(pl.col("agent_id").n_unique().alias("agents_active"))
+    )
+
+
 def _with_department(frame: pl.LazyFrame, agents: pl.LazyFrame) -> pl.LazyFrame:
     return frame.join(agents.select("agent_id", "department"), on="agent_id", how="inner")
 
@@ -541,11 +550,7 @@ def department_kpis(
         .group_by(keys)
         .agg(pl.len().alias("agents_total"))
     )
-    active = (
-        pl.concat([tasks.select(*keys, "agent_id"), beats.select(*keys, "agent_id")])
-        .group_by(keys)
-        .agg(pl.col("agent_id").n_unique().alias("agents_active"))
-    )
+    active = _active_agents(tasks, beats, keys)
     task_stats = _task_stats(tasks, keys).drop("exec_time_max_s")
     response_stats = received.group_by(keys).agg(
         pl.col("response_time_s").mean().alias("response_time_avg_s")
@@ -678,11 +683,7 @@ def system_kpis(
         pl.len().alias("agents_registered"),
         pl.col("deployment_status").is_in(["deployed", "retired"]).sum().alias("agents_deployed"),
     )
-    active = (
-        pl.concat([tasks.select(*keys, "agent_id"), beats.select(*keys, "agent_id")])
-        .group_by(keys)
-        .agg(pl.col("agent_id").n_unique().alias("agents_active"))
-    )
+    active = _active_agents(tasks, beats, keys)
     from_agent_rows = agent_rows.group_by(keys).agg(
         (pl.col("health_status") == "green").sum().alias("agents_healthy"),
         pl.col("operating_cost_usd").sum().alias("operating_cost_usd"),

@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from flows.extract import SOURCE_TABLES
+
 DDL = """
 CREATE TABLE agents (agent_id TEXT PRIMARY KEY, agent_class TEXT, department TEXT,
     deployed_at DATETIME, deployment_status TEXT, hourly_cost_usd REAL);
@@ -30,51 +32,8 @@ CREATE TABLE business_targets (metric_name TEXT, period_start DATE, period_end D
     target_value REAL);
 """
 
-COLUMNS = {
-    "agents": [
-        "agent_id",
-        "agent_class",
-        "department",
-        "deployed_at",
-        "deployment_status",
-        "hourly_cost_usd",
-    ],
-    "agent_performance": [
-        "id",
-        "agent_id",
-        "department",
-        "task_type",
-        "execution_time",
-        "success_rate",
-        "timestamp",
-    ],
-    "workflow_executions": [
-        "workflow_id",
-        "workflow_name",
-        "initiator_agent_id",
-        "participant_agent_ids",
-        "started_at",
-        "completed_at",
-        "status",
-        "errors",
-        "errors_recovered",
-        "updated_at",
-    ],
-    "agent_communications": [
-        "id",
-        "message_id",
-        "sender_agent_id",
-        "receiver_agent_id",
-        "message_type",
-        "sent_at",
-        "received_at",
-        "responded_at",
-        "status",
-        "updated_at",
-    ],
-    "business_metrics": ["id", "metric_date", "department", "metric_name", "value", "recorded_at"],
-    "business_targets": ["metric_name", "period_start", "period_end", "target_value"],
-}
+# The contract's columns per table, as the extract reads them.
+COLUMNS = SOURCE_TABLES
 
 
 def write_database(path: Path, tables: Mapping[str, Iterable[Mapping[str, object]]]) -> str:
