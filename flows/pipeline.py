@@ -8,14 +8,12 @@ wrapper. Every stage's duration, row count and the process's peak memory are rec
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import resource
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -96,7 +94,7 @@ class Loaded:
     """What an extract stage did: the agents it knows of, and its counts. The rows themselves
     wait in the state database's `stage` schema for the load."""
 
-    agents: pl.DataFrame
+    known_agents: pl.Series
     counts: dict[str, SourceCount]
 
 
@@ -167,11 +165,16 @@ def _split_db(
     return valid, _quarantine_rows(rejected, table, location, agent, _db_payload(table))
 
 
-def extract_registry(settings: Settings, run_started_at: datetime, store: StateStore) -> Loaded:
-    """Read the agents registry and the targets: every other source is judged against the
-    registry, so it comes first."""
+def extract_database(settings: Settings, run_started_at: datetime, store: StateStore) -> Loaded:
+    """Read every operational table, type it, split off bad rows, and stage the core rows
+    and the rejected ones in the state database (`stage.*`) for the load."""
     con = extract.open_source(settings.db_url)
     counts: dict[str, SourceCount] = {}
+
+    def account(source: str, read: int, valid: int, bad: pl.DataFrame) -> None:
+        counts.setdefault(source, SourceCount(source)).add(read, valid, 0, bad.height)
+        store.append_table("stage", "rejected", bad)
+
     try:
         raw_agents = extract.read_table(con, "agents")
         no_agents = rules.RuleContext(run_started_at, pl.Series(dtype=pl.String))
@@ -183,7 +186,7 @@ def extract_registry(settings: Settings, run_started_at: datetime, store: StateS
             _located("agents", "agent_id"),
             pl.col("agent_id"),
         )
-        _account(counts, store, "agents", raw_agents.height, valid.height, bad)
+        account("agents", raw_agents.height, valid.height, bad)
         agents = core.dim_agents(valid.lazy()).collect()
         store.append_table("stage", "dim_agents", agents)
         ctx = rules.RuleContext(run_started_at, agents["agent_id"])
@@ -197,40 +200,11 @@ def extract_registry(settings: Settings, run_started_at: datetime, store: StateS
             _located("business_targets", "row"),
             pl.lit(None),
         )
-        _account(counts, store, "business_targets", raw_targets.height, valid.height, bad)
+        account("business_targets", raw_targets.height, valid.height, bad)
         store.append_table(
             "stage", "dim_business_targets", core.business_targets(valid.lazy()).collect()
         )
-    finally:
-        con.close()
-    return Loaded(agents=agents, counts=counts)
 
-
-def _account(
-    counts: dict[str, SourceCount],
-    store: StateStore,
-    source: str,
-    read: int,
-    valid: int,
-    bad: pl.DataFrame,
-) -> None:
-    counts.setdefault(source, SourceCount(source)).add(read, valid, 0, bad.height)
-    store.append_table("stage", "rejected", bad)
-
-
-def extract_database(
-    settings: Settings, run_started_at: datetime, agents: pl.DataFrame, store: StateStore
-) -> Loaded:
-    """Read the activity tables, type them, split off bad rows, and stage the core rows and
-    the rejected ones in the state database (`stage.*`) for the load."""
-    con = extract.open_source(settings.db_url)
-    counts: dict[str, SourceCount] = {}
-
-    def account(source: str, read: int, valid: int, bad: pl.DataFrame) -> None:
-        _account(counts, store, source, read, valid, bad)
-
-    ctx = rules.RuleContext(run_started_at, agents["agent_id"])
-    try:
         store.append_table("stage", "fct_task_runs", core.empty("fct_task_runs").collect())
         for raw in extract.iter_table(con, "agent_performance", TASK_BATCH_ROWS):
             valid, bad = _split_db(
@@ -297,16 +271,16 @@ def extract_database(
         )
     finally:
         con.close()
-    return Loaded(agents=agents, counts=counts)
+    return Loaded(known_agents=agents["agent_id"], counts=counts)
 
 
 def extract_logs(
-    settings: Settings, run_started_at: datetime, agents: pl.DataFrame, store: StateStore
+    settings: Settings, known_agents: pl.Series, run_started_at: datetime, store: StateStore
 ) -> Loaded:
     """Read every log file, decode, type, split off bad lines, and stage the valid events
     (with their read order) and the rejected lines in the state database."""
     files = extract.list_log_files(settings.logs_dir)
-    ctx = rules.RuleContext(run_started_at, agents["agent_id"])
+    ctx = rules.RuleContext(run_started_at, known_agents)
     event_rules = rules.log_event_rules(ctx)
     count = SourceCount("logs")
     for table in EVENT_CORE_TABLES:
@@ -338,7 +312,7 @@ def extract_logs(
                 ),
             )
         count.add(lines.height, lines.height - bad.height, 0, bad.height)
-    return Loaded(agents=agents, counts={"logs": count})
+    return Loaded(known_agents=known_agents, counts={"logs": count})
 
 
 EVENT_CORE_TABLES = [
@@ -618,14 +592,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def run_concurrently(*calls: Callable[[], Any]) -> list[Any]:
-    """Run the calls in threads, each in a copy of the caller's context (so that Prefect
-    tasks called inside still belong to the flow run); re-raise the first failure."""
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
-        return [future.result() for future in futures]
-
-
 def run_pipeline(
     settings: Settings,
     *,
@@ -642,27 +608,14 @@ def run_pipeline(
     recorded = 0  # how many stage timings are already recorded (with the run's record)
     try:
         store.reset_stage()
-        retry = {"retries": settings.extract_retries, "retry_delay_s": settings.retry_delay_s}
-        with clock.stage("extract_registry") as info:
-            registry = stage(extract_registry, **retry)(settings, started, store)
-            info["rows"] = sum(c.read for c in registry.counts.values())
-
-        def extract_in_thread(name: str, fn: Callable[..., Loaded]) -> Loaded:
-            cursor = store.cursor()
-            try:
-                with clock.stage(name) as info:
-                    loaded = stage(fn, **retry)(settings, started, registry.agents, cursor)
-                    info["rows"] = sum(c.read for c in loaded.counts.values())
-                return loaded
-            finally:
-                cursor.con.close()
-
-        # The database scan (DuckDB) and the log decoding (file reads, Polars) overlap well.
-        db, logs = run_concurrently(
-            lambda: extract_in_thread("extract_database", extract_database),
-            lambda: extract_in_thread("extract_logs", extract_logs),
-        )
-        result.counts = {**registry.counts, **db.counts, **logs.counts}
+        with clock.stage("extract_database") as info:
+            retry = {"retries": settings.extract_retries, "retry_delay_s": settings.retry_delay_s}
+            db = stage(extract_database, **retry)(settings, started, store)
+            info["rows"] = sum(c.read for c in db.counts.values())
+        with clock.stage("extract_logs") as info:
+            logs = stage(extract_logs, **retry)(settings, db.known_agents, started, store)
+            info["rows"] = logs.counts["logs"].read
+        result.counts = {**db.counts, **logs.counts}
         with clock.stage("load_core") as info:
             info["rows"], duplicates = stage(load_core)(store, run_id, started)
         result.counts["logs"].loaded -= duplicates

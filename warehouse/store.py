@@ -109,13 +109,6 @@ class StateStore:
         )
         self.con.execute(OPS_DDL)
 
-    def cursor(self) -> StateStore:
-        """Another connection to the same database, for use in another thread."""
-        other = object.__new__(StateStore)
-        other.path = self.path
-        other.con = self.con.cursor()
-        return other
-
     def close(self) -> None:
         """Checkpoint and close, so that no WAL is left behind."""
         self.con.execute("CHECKPOINT")

@@ -34,7 +34,6 @@ def test_the_flow_runs_every_stage_as_a_task_and_publishes(
     tasks = con.execute("SELECT count(*) FROM marts.agent_kpis").fetchone()[0]
     con.close()
     assert stages == {
-        "extract_registry",
         "extract_database",
         "extract_logs",
         "load_core",
@@ -55,7 +54,6 @@ def test_the_flow_runs_every_stage_as_a_task_and_publishes(
 
     names = asyncio.run(task_names())
     assert {
-        "extract-registry",
         "extract-database",
         "extract-logs",
         "load-core",
@@ -84,7 +82,7 @@ def test_an_unreachable_database_is_retried_then_fails_the_flow_with_its_reason(
     async def extract_attempts() -> int:
         async with get_client() as client:
             runs = await client.read_task_runs(limit=200, sort=TaskRunSort.EXPECTED_START_TIME_DESC)
-            return max(r.run_count for r in runs if r.name.startswith("extract-registry"))
+            return max(r.run_count for r in runs if r.name.startswith("extract-database"))
 
     import asyncio
 
