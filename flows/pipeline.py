@@ -34,7 +34,7 @@ from warehouse.store import StateStore, state_path_for
 
 log = logging.getLogger("agentkpi")
 
-TASK_BATCH_ROWS = 1_000_000
+SOURCE_BATCH_ROWS = 1_000_000
 MART_NAMES = list(MART_KEYS)
 
 Stage = Callable[..., Callable[..., Any]]
@@ -206,7 +206,7 @@ def extract_database(settings: Settings, run_started_at: datetime, store: StateS
         )
 
         store.append_table("stage", "fct_task_runs", core.empty("fct_task_runs").collect())
-        for raw in extract.iter_table(con, "agent_performance", TASK_BATCH_ROWS):
+        for raw in extract.iter_table(con, "agent_performance", SOURCE_BATCH_ROWS):
             valid, bad = _split_db(
                 raw,
                 "agent_performance",
@@ -238,7 +238,7 @@ def extract_database(settings: Settings, run_started_at: datetime, store: StateS
 
         store.append_table("stage", "fct_messages", core.empty("fct_messages").collect())
         sender_unknown = ~pl.col("sender_agent_id").is_in(ctx.known_agents.implode())
-        for raw in extract.iter_table(con, "agent_communications", TASK_BATCH_ROWS):
+        for raw in extract.iter_table(con, "agent_communications", SOURCE_BATCH_ROWS):
             valid, bad = _split_db(
                 raw,
                 "agent_communications",
