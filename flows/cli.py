@@ -18,6 +18,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     settings = Settings.resolve(args.db_url, args.logs_dir, args.warehouse)
     try:
         if args.engine == "prefect":
+            # Without PREFECT_API_URL Prefect starts a temporary server; its first start in a
+            # new PREFECT_HOME migrates a database and can take longer than Prefect's 20 s.
+            os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
             from flows.prefect_flows import pipeline_flow
 
             pipeline_flow(
