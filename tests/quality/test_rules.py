@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import polars as pl
 import pytest
 
+from flows.extract import LOG_LINE_COLUMNS
 from quality.rules import (
     Rule,
     RuleContext,
@@ -505,23 +506,7 @@ def test_business_target_with_non_numeric_value_is_wrong_type() -> None:
 # ---------------------------------------------------------------------------------------------
 # log events (as the extract decodes them: queues Int64, cpu and memory Float64)
 
-LOG_SCHEMA: dict[str, pl.DataType] = {
-    "file": pl.String,
-    "line_no": pl.Int64,
-    "parse_error": pl.String,
-    "ts": pl.String,
-    "agent_id": pl.String,
-    "event": pl.String,
-    "status": pl.String,
-    "task_queue": pl.Int64,
-    "message_queue": pl.Int64,
-    "current_task_type": pl.String,
-    "cpu_pct": pl.Float64,
-    "memory_mb": pl.Float64,
-    "task_type": pl.String,
-    "error_type": pl.String,
-    "message": pl.String,
-}
+LOG_SCHEMA: dict[str, pl.DataType] = LOG_LINE_COLUMNS
 HEARTBEAT = {
     "file": "2026-11-23/a1-11.jsonl",
     "line_no": 1,
