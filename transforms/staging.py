@@ -29,6 +29,47 @@ def parse_timestamp(text: pl.Expr) -> pl.Expr:
     return pl.coalesce(naive, with_offset)
 
 
+# The shapes nearly every timestamp has, parsed by fixed positions (about twice as fast).
+_ISO_TIMESTAMP = (
+    r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?"
+    r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?$"
+)
+
+
+def _parse_iso_timestamp(text: pl.Expr) -> pl.Expr:
+    """`YYYY-MM-DD[ T]HH:MM:SS[.f][Z|+HH:MM]` to a naive UTC `Datetime("us")`; NULL for
+    any other text (which `parse_timestamp` then takes)."""
+    whole_seconds = (
+        text.str.replace("T", " ", literal=True)
+        .str.slice(0, 19)
+        .str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
+    )
+    fraction = text.str.extract(r"\.(\d{1,6})", 1)
+    micros = (fraction + "00000").str.slice(0, 6).cast(pl.Int64, strict=False).fill_null(0)
+    sign = text.str.slice(-6, 1)
+    offset = text.str.slice(-5, 2).cast(pl.Int64, strict=False) * 60 + text.str.slice(-2, 2).cast(
+        pl.Int64, strict=False
+    )
+    offset_minutes = pl.when(sign == "+").then(offset).when(sign == "-").then(-offset).otherwise(0)
+    return pl.when(text.str.contains(_ISO_TIMESTAMP)).then(
+        whole_seconds + pl.duration(microseconds=micros, minutes=-offset_minutes)
+    )
+
+
+def with_timestamps(frame: pl.LazyFrame, columns: dict[str, str]) -> pl.LazyFrame:
+    """Add parsed timestamp columns (`{new column: text column}`), exactly as
+    `parse_timestamp` parses them but faster: the common shapes first, then the general
+    parser on the few values left. (Two steps, because within one expression Polars
+    would run the general parser on every value.)"""
+    plain = frame.with_columns(
+        _parse_iso_timestamp(pl.col(text)).alias(name) for name, text in columns.items()
+    )
+    return plain.with_columns(
+        pl.coalesce(name, parse_timestamp(pl.when(pl.col(name).is_null()).then(pl.col(text))))
+        for name, text in columns.items()
+    )
+
+
 def parse_date(text: pl.Expr) -> pl.Expr:
     """A DATE column's text (`YYYY-MM-DD`, or a timestamp whose date is taken) to `pl.Date`."""
     value = text.str.strip_chars()
@@ -52,19 +93,17 @@ def parse_int(text: pl.Expr) -> pl.Expr:
 
 def stage_agents(raw: pl.LazyFrame) -> pl.LazyFrame:
     """The registry, one row per `agents` row, typed."""
-    return raw.with_columns(
-        parse_timestamp(pl.col("deployed_at")).alias("deployed_at_utc"),
+    return with_timestamps(raw, {"deployed_at_utc": "deployed_at"}).with_columns(
         parse_float(pl.col("hourly_cost_usd")).alias("hourly_cost_usd_value"),
     )
 
 
 def stage_tasks(raw: pl.LazyFrame) -> pl.LazyFrame:
     """Finished tasks, one row per `agent_performance` row, typed."""
-    return raw.with_columns(
+    return with_timestamps(raw, {"completed_at": "timestamp"}).with_columns(
         parse_int(pl.col("id")).alias("task_id"),
         parse_float(pl.col("execution_time")).alias("execution_time_s"),
         parse_float(pl.col("success_rate")).alias("success_pct"),
-        parse_timestamp(pl.col("timestamp")).alias("completed_at"),
     )
 
 
@@ -88,11 +127,13 @@ def parse_participants(text: pl.Expr) -> pl.Expr:
 
 def stage_workflows(raw: pl.LazyFrame) -> pl.LazyFrame:
     """Workflow runs, one row per `workflow_executions` row, typed."""
-    return raw.with_columns(
+    timestamps = {
+        "started_at_utc": "started_at",
+        "completed_at_utc": "completed_at",
+        "updated_at_utc": "updated_at",
+    }
+    return with_timestamps(raw, timestamps).with_columns(
         parse_participants(pl.col("participant_agent_ids")).alias("participants"),
-        parse_timestamp(pl.col("started_at")).alias("started_at_utc"),
-        parse_timestamp(pl.col("completed_at")).alias("completed_at_utc"),
-        parse_timestamp(pl.col("updated_at")).alias("updated_at_utc"),
         parse_int(pl.col("errors")).alias("errors_count"),
         parse_int(pl.col("errors_recovered")).alias("errors_recovered_count"),
     )
@@ -100,22 +141,23 @@ def stage_workflows(raw: pl.LazyFrame) -> pl.LazyFrame:
 
 def stage_messages(raw: pl.LazyFrame) -> pl.LazyFrame:
     """Inter-agent messages, one row per `agent_communications` row, typed."""
-    return raw.with_columns(
-        parse_int(pl.col("id")).alias("message_row_id"),
-        parse_timestamp(pl.col("sent_at")).alias("sent_at_utc"),
-        parse_timestamp(pl.col("received_at")).alias("received_at_utc"),
-        parse_timestamp(pl.col("responded_at")).alias("responded_at_utc"),
-        parse_timestamp(pl.col("updated_at")).alias("updated_at_utc"),
+    timestamps = {
+        "sent_at_utc": "sent_at",
+        "received_at_utc": "received_at",
+        "responded_at_utc": "responded_at",
+        "updated_at_utc": "updated_at",
+    }
+    return with_timestamps(raw, timestamps).with_columns(
+        parse_int(pl.col("id")).alias("message_row_id")
     )
 
 
 def stage_business_metrics(raw: pl.LazyFrame) -> pl.LazyFrame:
     """Daily business figures, one row per `business_metrics` row (restatements kept), typed."""
-    return raw.with_columns(
+    return with_timestamps(raw, {"recorded_at_utc": "recorded_at"}).with_columns(
         parse_int(pl.col("id")).alias("metric_row_id"),
         parse_date(pl.col("metric_date")).alias("metric_day"),
         parse_float(pl.col("value")).alias("metric_value"),
-        parse_timestamp(pl.col("recorded_at")).alias("recorded_at_utc"),
     )
 
 
@@ -135,4 +177,4 @@ def stage_log_events(raw: pl.LazyFrame) -> pl.LazyFrame:
     integers, cpu and memory as numbers, the rest as text) and marked the lines it could not
     decode in `parse_error`.
     """
-    return raw.with_columns(parse_timestamp(pl.col("ts")).alias("ts_utc"))
+    return with_timestamps(raw, {"ts_utc": "ts"})

@@ -8,6 +8,8 @@ from datetime import date, datetime
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from transforms.staging import (
     parse_date,
@@ -18,12 +20,17 @@ from transforms.staging import (
     stage_business_metrics,
     stage_tasks,
     stage_workflows,
+    with_timestamps,
 )
 
 
 def _parse(parser, texts: list[str | None]) -> list[object]:  # type: ignore[no-untyped-def]
     frame = pl.DataFrame({"text": texts}, schema={"text": pl.String})
-    return frame.select(parser(pl.col("text")).alias("value"))["value"].to_list()
+    values = frame.select(parser(pl.col("text")).alias("value"))["value"].to_list()
+    if parser is parse_timestamp:  # the staging functions' faster route must agree
+        fast = with_timestamps(frame.lazy(), {"value": "text"}).collect()["value"].to_list()
+        assert fast == values
+    return values
 
 
 def _one(parser, text: str | None) -> object:  # type: ignore[no-untyped-def]
@@ -142,6 +149,47 @@ def test_invalid_timestamp_is_null(text: str) -> None:
 
 def test_null_timestamp_stays_null() -> None:
     assert _one(parse_timestamp, None) is None
+
+
+_DIGIT = st.sampled_from("0123456789")
+_PIECE = st.one_of(
+    st.text(_DIGIT, min_size=1, max_size=4),
+    st.sampled_from(["-", ":", " ", "T", ".", "Z", "+", "x", "\u00e9"]),
+)
+_ZONE = st.one_of(
+    st.sampled_from(["", "Z", "z", "+00:00", "-00:00"]),
+    st.builds(
+        "{}{:02d}{}{:02d}".format,
+        st.sampled_from("+-"),
+        st.integers(0, 25),
+        st.sampled_from([":", ""]),
+        st.integers(0, 61),
+    ),
+    st.builds("{}{:02d}".format, st.sampled_from("+-"), st.integers(0, 25)),
+)
+_TIMESTAMP_LIKE = st.builds(
+    "{:04d}-{:02d}-{:02d}{}{:02d}:{:02d}:{:02d}{}{}{}".format,
+    st.integers(0, 9999),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.sampled_from([" ", "T", "t", "  "]),
+    st.integers(0, 25),
+    st.integers(0, 61),
+    st.integers(0, 61),
+    st.one_of(st.just(""), st.text(_DIGIT, max_size=11).map(".{}".format)),
+    _ZONE,
+    st.one_of(st.just(""), _PIECE),
+)
+
+
+@given(st.lists(st.one_of(_TIMESTAMP_LIKE, st.lists(_PIECE, max_size=12).map("".join), st.none())))
+def test_fast_timestamp_route_equals_the_general_parser(texts: list[str | None]) -> None:
+    frame = pl.DataFrame({"text": texts}, schema={"text": pl.String})
+    general = frame.select(parse_timestamp(pl.col("text")).alias("value"))["value"]
+    fast = with_timestamps(frame.lazy(), {"value": "text"}).collect()["value"]
+    assert fast.equals(general), list(
+        zip(texts, general.cast(pl.String), fast.cast(pl.String), strict=True)
+    )
 
 
 def test_timestamp_parse_is_per_value_in_a_mixed_column() -> None:
