@@ -10,11 +10,13 @@ kept with its file and line number.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -166,40 +168,71 @@ def source_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {name for (name,) in rows}
 
 
-def read_table(
-    con: duckdb.DuckDBPyConnection, table: str, where: str = "", params: Sequence = ()
-) -> pl.DataFrame:
-    """All rows of a source table (optionally filtered), every contract column as text."""
+# Rows whose updated_at is later than the latest one seen, less this margin for clock skew,
+# are read again; the margin also covers text written with an offset up to ±14 hours.
+OFFSET_MARGIN = timedelta(hours=14)
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """Which rows of a source table to read: those with `id` above `after_id`, or those whose
+    `updated_at` text is not before `changed_since` (and those whose `updated_at` is NULL or
+    not a date at all, which no watermark can place). Neither: every row."""
+
+    after_id: int | None = None
+    changed_since: datetime | None = None
+
+    def sql(self) -> str:
+        """The WHERE clause, run by the source database itself (so that its index on `id`
+        serves it); portable SQL."""
+        if self.after_id is not None:
+            return f"WHERE id > {int(self.after_id)}"
+        if self.changed_since is not None:
+            # ISO text compares in time order to the day; a day's slack covers the rest.
+            cutoff = (self.changed_since - OFFSET_MARGIN).strftime("%Y-%m-%d")
+            return (
+                f"WHERE updated_at IS NULL OR updated_at >= '{cutoff}' "
+                "OR NOT (updated_at >= '0000' AND updated_at < ':')"
+            )
+        return ""
+
+
+def _select(con: duckdb.DuckDBPyConnection, table: str, rows: RowFilter) -> str:
     columns = SOURCE_TABLES[table]
-    present = source_tables(con)
-    if table not in present:
-        if table in OPTIONAL_TABLES:
-            return pl.DataFrame(schema={c: pl.String for c in columns})
+    if table not in source_tables(con):
         raise SourceError(f"table {table!r} is missing from the operational database")
     select = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in columns)
-    sql = f'SELECT {select} FROM src."{table}"' + (f" WHERE {where}" if where else "")
+    where = rows.sql()
+    if not where:
+        return f'SELECT {select} FROM src."{table}"'
+    inner = ", ".join(f'"{c}"' for c in columns)
+    query = f'SELECT {inner} FROM "{table}" {where}'
+    return f"SELECT {select} FROM sqlite_query('src', {sql_literal(query)})"
+
+
+def read_table(
+    con: duckdb.DuckDBPyConnection, table: str, rows: RowFilter = RowFilter()
+) -> pl.DataFrame:
+    """The rows of a source table (all, or those `rows` selects), every contract column as
+    text."""
+    columns = SOURCE_TABLES[table]
+    if table in OPTIONAL_TABLES and table not in source_tables(con):
+        return pl.DataFrame(schema={c: pl.String for c in columns})
     try:
-        frame = con.execute(sql, list(params)).pl()
+        frame = con.execute(_select(con, table, rows)).pl()
     except duckdb.Error as error:
         raise SourceError(f"cannot read {table}: {error}") from error
     return frame.cast({c: pl.String for c in columns})
 
 
 def iter_table(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    batch_rows: int,
-    where: str = "",
-    params: Sequence = (),
+    con: duckdb.DuckDBPyConnection, table: str, batch_rows: int, rows: RowFilter = RowFilter()
 ) -> Iterator[pl.DataFrame]:
-    """The rows of a source table in batches of at most `batch_rows`, streamed (one scan)."""
+    """The rows of a source table (all, or those `rows` selects) in batches of at most
+    `batch_rows`, streamed (one scan)."""
     columns = SOURCE_TABLES[table]
-    if table not in source_tables(con):
-        raise SourceError(f"table {table!r} is missing from the operational database")
-    select = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in columns)
-    sql = f'SELECT {select} FROM src."{table}"' + (f" WHERE {where}" if where else "")
     try:
-        reader = con.execute(sql, list(params)).to_arrow_reader(batch_rows)
+        reader = con.execute(_select(con, table, rows)).to_arrow_reader(batch_rows)
         for batch in reader:
             yield pl.from_arrow(batch).cast({c: pl.String for c in columns})
     except duckdb.Error as error:
@@ -259,6 +292,52 @@ def read_log_lines(logs_dir: Path, files: Iterable[LogFile]) -> Iterator[pl.Data
             batch, size = [], 0
     if batch:
         yield _decode_batch(batch)
+
+
+LOG_MANIFEST_COLUMNS = {
+    "path": pl.String,
+    "size_bytes": pl.Int64,
+    "checksum": pl.String,
+    "lines": pl.Int64,
+    "copy_of": pl.String,
+}
+
+
+def checksum(data: bytes) -> str:
+    """A log file's identity: BLAKE2b of its (decompressed) text."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def read_new_log_lines(
+    logs_dir: Path, files: Iterable[LogFile], known: dict[str, str]
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """Like `read_log_lines`, with each batch's manifest entries (LOG_MANIFEST_COLUMNS).
+
+    `known` maps the checksums of files read before to their paths. A file whose text has
+    a known checksum (or repeats a file earlier in this read) is not decoded: its entry names
+    the file it copies (`copy_of`) and counts its lines."""
+    known = dict(known)
+    batch: list[tuple[str, bytes]] = []
+    entries: list[tuple[str, int, str, int, str | None]] = []
+    size = 0
+    for log_file in files:
+        data = read_log_bytes(logs_dir / log_file.path)
+        digest = checksum(data)
+        copy_of = known.get(digest)
+        entries.append((log_file.path, log_file.size_bytes, digest, data.count(b"\n"), copy_of))
+        if copy_of is not None:
+            continue
+        known[digest] = log_file.path
+        batch.append((log_file.path, data))
+        size += len(data)
+        if size >= BATCH_BYTES:
+            yield (
+                _decode_batch(batch),
+                pl.DataFrame(entries, schema=LOG_MANIFEST_COLUMNS, orient="row"),
+            )
+            batch, entries, size = [], [], 0
+    if batch or entries:
+        yield _decode_batch(batch), pl.DataFrame(entries, schema=LOG_MANIFEST_COLUMNS, orient="row")
 
 
 def _decode_batch(batch: list[tuple[str, bytes]]) -> pl.DataFrame:

@@ -27,7 +27,7 @@ from flows.settings import Settings
 from quality import rules
 from quality.expectations import STAGED_KEYS, CheckResult, validate_marts, validate_staged
 from transforms import core, marts, staging
-from transforms.periods import PERIOD_KEYS, periods_overlapping
+from transforms.periods import PERIOD_KEYS, days_touched, periods_containing, periods_overlapping
 from warehouse.catalog import MART_KEYS
 from warehouse.publish import publish
 from warehouse.store import StateStore, state_path_for
@@ -36,6 +36,7 @@ log = logging.getLogger("agentkpi")
 
 SOURCE_BATCH_ROWS = 1_000_000
 MART_NAMES = list(MART_KEYS)
+PERIOD_MART_NAMES = ["agent_kpis", "department_kpis", "system_kpis", "workflow_kpis"]
 
 Stage = Callable[..., Callable[..., Any]]
 
@@ -87,15 +88,6 @@ class RunResult:
     def failed_checks(self) -> list[CheckResult]:
         """The checks that failed."""
         return [c for c in self.checks if not c.success]
-
-
-@dataclass
-class Loaded:
-    """What an extract stage did: the agents it knows of, and its counts. The rows themselves
-    wait in the state database's `stage` schema for the load."""
-
-    known_agents: pl.Series
-    counts: dict[str, SourceCount]
 
 
 class StageClock:
@@ -165,154 +157,282 @@ def _split_db(
     return valid, _quarantine_rows(rejected, table, location, agent, _db_payload(table))
 
 
-def extract_database(settings: Settings, run_started_at: datetime, store: StateStore) -> Loaded:
-    """Read every operational table, type it, split off bad rows, and stage the core rows
-    and the rejected ones in the state database (`stage.*`) for the load."""
+@dataclass
+class Touched:
+    """What a run changed in core: the dates whose periods must be recomputed, or
+    `everything` (a full refresh, a changed registry)."""
+
+    days: list[pl.DataFrame] = field(default_factory=list)
+    everything: bool = False
+    onward_from: date | None = None
+
+    def add(self, frame: pl.DataFrame, moments: list[str], reach_s: float = 0.0) -> None:
+        """Note the dates of these rows' moments (see `periods.days_touched`)."""
+        if frame.height:
+            self.days.append(days_touched(frame.lazy(), moments, reach_s).collect())
+
+    def add_onward(self, frame: pl.DataFrame, moments: list[str]) -> None:
+        """Note that every period from these rows' earliest date on changes (for the
+        cumulative KPIs, such as the workflows succeeded so far)."""
+        if frame.height:
+            first = days_touched(frame.lazy(), moments).collect()["day"].min()
+            if first is not None and (self.onward_from is None or first < self.onward_from):
+                self.onward_from = first  # type: ignore[assignment]
+
+    def dates(self, last: date) -> pl.Series:
+        """Every touched date up to `last`, unique and sorted."""
+        frames = list(self.days)
+        if self.onward_from is not None and self.onward_from <= last:
+            frames.append(pl.DataFrame({"day": pl.date_range(self.onward_from, last, eager=True)}))
+        if not frames:
+            return pl.Series("day", [], dtype=pl.Date)
+        return pl.concat(frames)["day"].unique().sort()
+
+    def merge(self, other: Touched) -> None:
+        """Add another stage's touched dates."""
+        self.days += other.days
+        self.everything = self.everything or other.everything
+        if other.onward_from is not None and (
+            self.onward_from is None or other.onward_from < self.onward_from
+        ):
+            self.onward_from = other.onward_from
+
+
+@dataclass
+class Loaded:
+    """What an extract stage did: the agents it knows of, its counts, and what it touched."""
+
+    known_agents: pl.Series
+    counts: dict[str, SourceCount]
+    touched: Touched
+
+
+# Moments by which each core fact table's rows fall into periods (see transforms.marts).
+FACT_MOMENTS = {
+    "fct_task_runs": ["completed_at"],
+    "fct_workflow_runs": ["started_at", "completed_at"],
+    "fct_messages": ["sent_at", "received_at", "responded_at"],
+    "fct_business_metric_versions": ["metric_date"],
+}
+DB_SOURCES = [
+    "agents",
+    "business_targets",
+    "agent_performance",
+    "workflow_executions",
+    "agent_communications",
+    "business_metrics",
+]
+
+
+def _ensure_core(store: StateStore, table: str, full: bool) -> None:
+    """Create a core table empty when missing, or empty it for a full refresh."""
+    # Every version of the business figures has the figures' columns.
+    schema = core.CORE_SCHEMAS.get(table) or core.CORE_SCHEMAS["fct_business_metrics"]
+    if full or not store.has_table("core", table):
+        store.replace_table("core", table, pl.DataFrame(schema=schema))
+
+
+def _max_int(frame: pl.DataFrame, column: str, current: int | None) -> int | None:
+    values = frame[column].cast(pl.Int64, strict=False).drop_nulls()
+    if values.is_empty():
+        return current
+    return max(int(values.max()), current or 0)  # type: ignore[arg-type]
+
+
+def extract_database(
+    settings: Settings, run_started_at: datetime, store: StateStore, run_id: str, full: bool
+) -> Loaded:
+    """Read what is new in the operational tables, type it, split off bad rows, and load it
+    into core, all in one transaction with the watermarks that say how far it was read.
+
+    New is: `agent_performance` and `business_metrics` rows past the last id read;
+    `workflow_executions` and `agent_communications` rows changed since the latest
+    `updated_at` seen, less `settings.lookback` (they replace their earlier version). The
+    registry and the targets are small and read whole. `full` reads everything again."""
     con = extract.open_source(settings.db_url)
-    counts: dict[str, SourceCount] = {}
+    counts = {source: SourceCount(source) for source in DB_SOURCES}
+    touched = Touched(everything=full)
 
     def account(source: str, read: int, valid: int, bad: pl.DataFrame) -> None:
         counts.setdefault(source, SourceCount(source)).add(read, valid, 0, bad.height)
-        store.append_table("stage", "rejected", bad)
+        store.add_rejected(run_id, run_started_at, bad)
 
     try:
-        raw_agents = extract.read_table(con, "agents")
-        no_agents = rules.RuleContext(run_started_at, pl.Series(dtype=pl.String))
-        valid, bad = _split_db(
-            raw_agents,
-            "agents",
-            staging.stage_agents,
-            rules.agents_rules(no_agents),
-            _located("agents", "agent_id"),
-            pl.col("agent_id"),
-        )
-        account("agents", raw_agents.height, valid.height, bad)
-        agents = core.dim_agents(valid.lazy()).collect()
-        store.append_table("stage", "dim_agents", agents)
-        ctx = rules.RuleContext(run_started_at, agents["agent_id"])
-
-        raw_targets = extract.read_table(con, "business_targets")
-        valid, bad = _split_db(
-            raw_targets.with_row_index("row", offset=1).with_columns(pl.col("row").cast(pl.String)),
-            "business_targets",
-            staging.stage_business_targets,
-            rules.business_target_rules(ctx),
-            _located("business_targets", "row"),
-            pl.lit(None),
-        )
-        account("business_targets", raw_targets.height, valid.height, bad)
-        store.append_table(
-            "stage", "dim_business_targets", core.business_targets(valid.lazy()).collect()
-        )
-
-        store.append_table("stage", "fct_task_runs", core.empty("fct_task_runs").collect())
-        for raw in extract.iter_table(con, "agent_performance", SOURCE_BATCH_ROWS):
+        with store.transaction():
+            if full:
+                store.clear_rejected(DB_SOURCES)
+                store.reset_watermarks(DB_SOURCES)
+            raw_agents = extract.read_table(con, "agents")
+            no_agents = rules.RuleContext(run_started_at, pl.Series(dtype=pl.String))
             valid, bad = _split_db(
-                raw,
-                "agent_performance",
-                staging.stage_tasks,
-                rules.task_rules(ctx),
-                _located("agent_performance", "id"),
+                raw_agents,
+                "agents",
+                staging.stage_agents,
+                rules.agents_rules(no_agents),
+                _located("agents", "agent_id"),
                 pl.col("agent_id"),
             )
-            account("agent_performance", raw.height, valid.height, bad)
-            store.append_table(
-                "stage", "fct_task_runs", core.task_facts(valid.lazy(), agents.lazy()).collect()
-            )
+            store.clear_rejected(["agents"])
+            account("agents", raw_agents.height, valid.height, bad)
+            agents = core.dim_agents(valid.lazy()).collect().sort("agent_id")
+            if not full and store.has_table("core", "dim_agents"):
+                before = store.query("SELECT * FROM core.dim_agents ORDER BY agent_id")
+                touched.everything = touched.everything or not before.equals(agents)
+            store.replace_table("core", "dim_agents", agents)
+            ctx = rules.RuleContext(run_started_at, agents["agent_id"])
 
-        raw_workflows = extract.read_table(con, "workflow_executions")
-        valid, bad = _split_db(
-            raw_workflows,
-            "workflow_executions",
-            staging.stage_workflows,
-            rules.workflow_rules(ctx),
-            _located("workflow_executions", "workflow_id"),
-            pl.col("initiator_agent_id"),
-        )
-        account("workflow_executions", raw_workflows.height, valid.height, bad)
-        store.append_table(
-            "stage",
-            "fct_workflow_runs",
-            core.latest_versions(core.workflow_facts(valid.lazy()), "workflow_id").collect(),
-        )
-
-        store.append_table("stage", "fct_messages", core.empty("fct_messages").collect())
-        sender_unknown = ~pl.col("sender_agent_id").is_in(ctx.known_agents.implode())
-        for raw in extract.iter_table(con, "agent_communications", SOURCE_BATCH_ROWS):
+            raw_targets = extract.read_table(con, "business_targets")
             valid, bad = _split_db(
-                raw,
-                "agent_communications",
-                staging.stage_messages,
-                rules.message_rules(ctx),
-                _located("agent_communications", "id"),
-                pl.coalesce(
-                    pl.when(sender_unknown).then(pl.col("sender_agent_id")),
-                    pl.col("receiver_agent_id"),
+                raw_targets.with_row_index("row", offset=1).with_columns(
+                    pl.col("row").cast(pl.String)
                 ),
+                "business_targets",
+                staging.stage_business_targets,
+                rules.business_target_rules(ctx),
+                _located("business_targets", "row"),
+                pl.lit(None),
             )
-            account("agent_communications", raw.height, valid.height, bad)
-            # message_id is unique at the source: every row is the message's latest version.
-            store.append_table("stage", "fct_messages", core.message_facts(valid.lazy()).collect())
+            store.clear_rejected(["business_targets"])
+            account("business_targets", raw_targets.height, valid.height, bad)
+            store.replace_table(
+                "core", "dim_business_targets", core.business_targets(valid.lazy()).collect()
+            )
 
-        raw_metrics = extract.read_table(con, "business_metrics")
-        valid, bad = _split_db(
-            raw_metrics,
-            "business_metrics",
-            staging.stage_business_metrics,
-            rules.business_metric_rules(ctx),
-            _located("business_metrics", "id"),
-            pl.lit(None),
-        )
-        account("business_metrics", raw_metrics.height, valid.height, bad)
-        versions = core.business_metric_versions(valid.lazy()).collect()
-        store.append_table("stage", "fct_business_metric_versions", versions)
-        store.append_table(
-            "stage", "fct_business_metrics", core.resolve_restatements(versions.lazy()).collect()
-        )
+            _extract_tasks(con, store, ctx, agents, account, touched, run_id, full)
+            _extract_changed(con, store, settings, ctx, counts, touched, run_id, full)
+            _extract_metrics(con, store, ctx, account, touched, run_id, full)
+            if touched.everything and not full:
+                # An agent moved: its tasks take the registry's department, everywhere.
+                store.con.execute(
+                    "UPDATE core.fct_task_runs t SET department = a.department "
+                    "FROM core.dim_agents a WHERE t.agent_id = a.agent_id "
+                    "AND t.department IS DISTINCT FROM a.department"
+                )
     finally:
         con.close()
-    return Loaded(known_agents=agents["agent_id"], counts=counts)
+    return Loaded(known_agents=agents["agent_id"], counts=counts, touched=touched)
 
 
-def extract_logs(
-    settings: Settings, known_agents: pl.Series, run_started_at: datetime, store: StateStore
-) -> Loaded:
-    """Read every log file, decode, type, split off bad lines, and stage the valid events
-    (with their read order) and the rejected lines in the state database."""
-    files = extract.list_log_files(settings.logs_dir)
-    ctx = rules.RuleContext(run_started_at, known_agents)
-    event_rules = rules.log_event_rules(ctx)
-    count = SourceCount("logs")
-    for table in EVENT_CORE_TABLES:
-        store.append_table(
-            "stage",
-            table,
-            core.empty(table)
-            .with_columns(pl.lit(None, dtype=pl.Int64).alias("read_order"))
-            .collect(),
+def _extract_tasks(con, store, ctx, agents, account, touched, run_id, full) -> None:  # type: ignore[no-untyped-def]
+    """agent_performance: append-only, read past the last id."""
+    _ensure_core(store, "fct_task_runs", full)
+    last_id, _ = store.watermark("agent_performance")
+    rows = extract.RowFilter(after_id=last_id)
+    for raw in extract.iter_table(con, "agent_performance", SOURCE_BATCH_ROWS, rows):
+        valid, bad = _split_db(
+            raw,
+            "agent_performance",
+            staging.stage_tasks,
+            rules.task_rules(ctx),
+            _located("agent_performance", "id"),
+            pl.col("agent_id"),
         )
-    for lines in extract.read_log_lines(settings.logs_dir, files):
-        staged = staging.stage_log_events(
-            lines.lazy().with_row_index("read_order", offset=count.read)
-        ).collect()
-        valid, bad = rules.split_by_rules(staged, event_rules)
-        for table, frame in core.event_facts(valid.lazy()).items():
-            store.append_table("stage", table, frame.collect())
-        if bad.height:
-            bad = extract.raw_log_lines(settings.logs_dir, bad.sort("file", "line_no"))
-            store.append_table(
-                "stage",
-                "rejected",
-                _quarantine_rows(
-                    bad,
-                    "logs",
-                    pl.format("{}:{}", "file", "line_no"),
-                    pl.col("agent_id"),
-                    pl.col("raw_payload"),
-                ),
+        account("agent_performance", raw.height, valid.height, bad)
+        facts = core.task_facts(valid.lazy(), agents.lazy()).collect()
+        store.append_table("core", "fct_task_runs", facts)
+        touched.add(facts, FACT_MOMENTS["fct_task_runs"])
+        last_id = _max_int(raw, "id", last_id)
+    store.move_watermark("agent_performance", run_id, _utc_now(), last_id=last_id)
+
+
+def _extract_changed(con, store, settings, ctx, counts, touched, run_id, full) -> None:  # type: ignore[no-untyped-def]
+    """workflow_executions and agent_communications: rows change, so each row read replaces
+    its earlier version (or, when it is now bad, removes it)."""
+    sender_unknown = ~pl.col("sender_agent_id").is_in(ctx.known_agents.implode())
+    specs = [
+        (
+            "workflow_executions",
+            "fct_workflow_runs",
+            "workflow_id",
+            "workflow_id",
+            staging.stage_workflows,
+            rules.workflow_rules(ctx),
+            pl.col("initiator_agent_id"),
+            lambda valid: core.latest_versions(core.workflow_facts(valid), "workflow_id"),
+        ),
+        (
+            "agent_communications",
+            "fct_messages",
+            "id",
+            "message_row_id",
+            staging.stage_messages,
+            rules.message_rules(ctx),
+            pl.coalesce(
+                pl.when(sender_unknown).then(pl.col("sender_agent_id")),
+                pl.col("receiver_agent_id"),
+            ),
+            core.message_facts,
+        ),
+    ]
+    for source, table, source_key, core_key, stage_fn, table_rules, agent, facts_fn in specs:
+        _ensure_core(store, table, full)
+        _, seen = store.watermark(source)
+        since = None if seen is None else seen - timedelta(seconds=settings.lookback_s)
+        rows = extract.RowFilter(changed_since=since)
+        for raw in extract.iter_table(con, source, SOURCE_BATCH_ROWS, rows):
+            valid, bad = _split_db(
+                raw, source, stage_fn, table_rules, _located(source, source_key), agent
             )
-        count.add(lines.height, lines.height - bad.height, 0, bad.height)
-    return Loaded(known_agents=known_agents, counts={"logs": count})
+            facts = facts_fn(valid.lazy()).collect()
+            keys = raw[source_key]
+            if core_key == "message_row_id":
+                keys = keys.cast(pl.Int64, strict=False)
+            unchanged = 0
+            if not full:
+                before = store.rows_with_keys("core", table, core_key, keys.drop_nulls())
+                # A row read again as it already is in core adds nothing: a duplicate.
+                same = facts.join(before, on=facts.columns, how="semi", nulls_equal=True)
+                facts = facts.join(same.select(core_key), on=core_key, how="anti")
+                unchanged = same.height
+                replaced = before.join(same.select(core_key), on=core_key, how="anti")
+                # The periods of the earlier versions change too.
+                touched.add(replaced, FACT_MOMENTS[table])
+                if table == "fct_workflow_runs":
+                    touched.add_onward(replaced, FACT_MOMENTS[table])
+                store.delete_keys("core", table, core_key, replaced[core_key])
+                locations = raw.select(_located(source, source_key).alias("location"))
+                store.forget_rejected(source, locations["location"])
+            counts.setdefault(source, SourceCount(source)).add(
+                raw.height, valid.height - unchanged, unchanged, bad.height
+            )
+            store.add_rejected(run_id, ctx.run_started_at, bad)
+            store.append_table("core", table, facts)
+            touched.add(facts, FACT_MOMENTS[table])
+            if table == "fct_workflow_runs":
+                touched.add_onward(facts, FACT_MOMENTS[table])
+            latest = facts["updated_at"].max()
+            if latest is not None and (seen is None or latest > seen):
+                seen = latest
+        store.move_watermark(source, run_id, _utc_now(), last_updated_at=seen)
+
+
+def _extract_metrics(con, store, ctx, account, touched, run_id, full) -> None:  # type: ignore[no-untyped-def]
+    """business_metrics: append-only versions past the last id; the figures (restatements
+    resolved) are recomputed from every version, which is small."""
+    _ensure_core(store, "fct_business_metric_versions", full)
+    last_id, _ = store.watermark("business_metrics")
+    raw = extract.read_table(con, "business_metrics", extract.RowFilter(after_id=last_id))
+    valid, bad = _split_db(
+        raw,
+        "business_metrics",
+        staging.stage_business_metrics,
+        rules.business_metric_rules(ctx),
+        _located("business_metrics", "id"),
+        pl.lit(None),
+    )
+    account("business_metrics", raw.height, valid.height, bad)
+    versions = core.business_metric_versions(valid.lazy()).collect()
+    store.append_table("core", "fct_business_metric_versions", versions)
+    touched.add(
+        versions.with_columns(pl.col("metric_date").cast(pl.Datetime("us"))), ["metric_date"]
+    )
+    all_versions = store.query("SELECT * FROM core.fct_business_metric_versions")
+    store.replace_table(
+        "core", "fct_business_metrics", core.resolve_restatements(all_versions.lazy()).collect()
+    )
+    store.move_watermark(
+        "business_metrics", run_id, _utc_now(), last_id=_max_int(raw, "id", last_id)
+    )
 
 
 EVENT_CORE_TABLES = [
@@ -321,40 +441,69 @@ EVENT_CORE_TABLES = [
     "fct_agent_errors",
     "fct_other_events",
 ]
-STAGED_CORE_TABLES = [
-    "dim_agents",
-    "dim_business_targets",
-    "fct_task_runs",
-    "fct_workflow_runs",
-    "fct_messages",
-    "fct_business_metric_versions",
-    "fct_business_metrics",
-]
 
 
-# ---------------------------------------------------------------------------------------------
-# Load
+def extract_logs(
+    settings: Settings,
+    known_agents: pl.Series,
+    run_started_at: datetime,
+    store: StateStore,
+    run_id: str,
+    full: bool,
+) -> Loaded:
+    """Read the log files not read before, decode, type, split off bad lines, and load the
+    events that are not in core yet, in one transaction with the files' manifest entries.
 
-
-def load_core(store: StateStore, run_id: str, run_started_at: datetime) -> tuple[int, int]:
-    """Replace the core tables and the quarantine with this (full) run's staged rows, in one
-    transaction. Returns (rows loaded, duplicate log events dropped)."""
+    A file whose content repeats one already read (delivered twice under another name) is
+    recorded but adds nothing: its lines count as duplicates. `full` reads every file again."""
+    count = SourceCount("logs")
+    touched = Touched(everything=full)
+    ctx = rules.RuleContext(run_started_at, known_agents)
+    event_rules = rules.log_event_rules(ctx)
+    interval_s = settings.kpi.heartbeat_interval_s
     with store.transaction():
-        rows = 0
-        for table in STAGED_CORE_TABLES:
-            store.con.execute(f"CREATE OR REPLACE TABLE core.{table} AS FROM stage.{table}")
-            rows += store.scalar(f"SELECT count(*) FROM core.{table}")
-        staged_events = 0
+        if full:
+            store.clear_log_manifest()
+            store.clear_rejected(["logs"])
         for table in EVENT_CORE_TABLES:
-            staged_events += store.scalar(f"SELECT count(*) FROM stage.{table}")
-            loaded = store.load_first_copies("stage", table, "core", table, core.EVENT_KEY)
-            rows += loaded
-        duplicates = staged_events - sum(
-            store.scalar(f"SELECT count(*) FROM core.{t}") for t in EVENT_CORE_TABLES
-        )
-        store.clear_rejected()
-        store.add_rejected(run_id, run_started_at, store.query("FROM stage.rejected"))
-    return rows, duplicates
+            _ensure_core(store, table, full)
+        manifest = store.log_manifest()
+        read_before = set(manifest["path"].to_list())
+        files = [f for f in extract.list_log_files(settings.logs_dir) if f.path not in read_before]
+        checksums = dict(zip(manifest["checksum"], manifest["path"], strict=True))
+        for lines, read in extract.read_new_log_lines(settings.logs_dir, files, checksums):
+            copied = int(read.filter(pl.col("copy_of").is_not_null())["lines"].sum())
+            staged = staging.stage_log_events(
+                lines.lazy().with_row_index("read_order", offset=count.read)
+            ).collect()
+            valid, bad = rules.split_by_rules(staged, event_rules)
+            loaded = 0
+            for table, frame in core.event_facts(valid.lazy()).items():
+                facts = frame.collect()
+                loaded += store.insert_new_events(table, facts, core.EVENT_KEY)
+                reach = interval_s if table == "fct_heartbeats" else 0.0
+                touched.add(facts, ["ts"], reach)
+            if bad.height:
+                bad = extract.raw_log_lines(settings.logs_dir, bad.sort("file", "line_no"))
+                store.add_rejected(
+                    run_id,
+                    run_started_at,
+                    _quarantine_rows(
+                        bad,
+                        "logs",
+                        pl.format("{}:{}", "file", "line_no"),
+                        pl.col("agent_id"),
+                        pl.col("raw_payload"),
+                    ),
+                )
+            duplicates = valid.height - loaded + copied
+            count.add(lines.height + copied, loaded, duplicates, bad.height)
+            store.add_log_files(
+                read.with_columns(
+                    pl.lit(run_id).alias("run_id"), pl.lit(_utc_now()).alias("read_at")
+                )
+            )
+    return Loaded(known_agents=known_agents, counts={"logs": count}, touched=touched)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,27 +623,85 @@ def empty_marts() -> dict[str, pl.DataFrame]:
     return out
 
 
+def previous_as_of(store: StateStore) -> datetime | None:
+    """The as_of of the marts last published."""
+    value = store.scalar(
+        "SELECT as_of FROM ops.pipeline_runs WHERE source = '*' AND run_status = 'succeeded' "
+        "ORDER BY run_finished_at DESC LIMIT 1"
+    )
+    return value if isinstance(value, datetime) else None
+
+
+def requested_periods(
+    touched: Touched,
+    first: date,
+    last: date,
+    before: dict[str, pl.DataFrame],
+    before_as_of: datetime | None,
+    as_of_ts: datetime,
+) -> pl.DataFrame | None:
+    """The periods an incremental run recomputes, or None for all of them: those containing
+    a touched date, a date the marts did not cover yet, or a date between the old and the new
+    as_of (whose rows depend on as_of)."""
+    if touched.everything or before_as_of is None or as_of_ts < before_as_of:
+        return None
+    if any(name not in before for name in PERIOD_MART_NAMES):
+        return None
+    old_days = before["system_kpis"].filter(pl.col("period") == "day")
+    if old_days.is_empty():
+        return None
+    old_first, old_last = old_days["period_start"].min(), old_days["period_start"].max()
+    spans = [(before_as_of.date(), as_of_ts.date())]
+    if first < old_first:  # type: ignore[operator]
+        spans.append((first, old_first))  # type: ignore[arg-type]
+    if last > old_last:  # type: ignore[operator]
+        spans.append((old_last, last))  # type: ignore[arg-type]
+    days = pl.concat(
+        [
+            touched.dates(last),
+            *[pl.date_range(lo, hi, eager=True).rename("day") for lo, hi in spans],
+        ]
+    )
+    days = days.filter((days >= first) & (days <= last))
+    return periods_containing(days)
+
+
 def build_marts(
-    store: StateStore, settings: Settings
+    store: StateStore, settings: Settings, touched: Touched
 ) -> tuple[dict[str, pl.DataFrame], datetime | None]:
-    """Every mart over everything in core, one month partition at a time."""
+    """The marts after this run's changes to core: the periods it touched are recomputed, one
+    month partition at a time, and replace their earlier rows; the rest stay as they were.
+    `business_value`, `agent_health` and `alerts` are recomputed whole (they are small)."""
     params = settings.kpi
     as_of_ts = warehouse_as_of(store)
     first, last = _activity_bounds(store)
     if as_of_ts is None or first is None or last is None:
         return empty_marts(), as_of_ts
     last = max(last, as_of_ts.date())
+    before = store.marts()
+    requested = requested_periods(touched, first, last, before, previous_as_of(store), as_of_ts)
+    if requested is None:
+        requested, before = periods_overlapping(first, last), {}
     business = store.query("SELECT * FROM core.fct_business_metrics").lazy()
     parts: dict[str, list[pl.DataFrame]] = {}
-    for requested in partitions(periods_overlapping(first, last)):
-        start = requested["period_start"].min()
-        end = requested["period_end"].max()
+    for name in PERIOD_MART_NAMES:
+        if name in before:
+            kept = before[name].join(requested.select(PERIOD_KEYS), on=PERIOD_KEYS, how="anti")
+            parts[name] = [kept]
+    for partition in partitions(requested):
+        start = partition["period_start"].min()
+        end = partition["period_end"].max()
         facts = load_facts(store, start, end, params.heartbeat_interval_s)
         for name, frame in marts.period_marts(
-            facts, business, requested.lazy(), as_of_ts, params
+            facts, business, partition.lazy(), as_of_ts, params
         ).items():
             parts.setdefault(name, []).append(frame)
-    out = {name: pl.concat(frames).sort(MART_KEYS[name]) for name, frames in parts.items()}
+    out = {
+        name: pl.concat(frames, how="vertical_relaxed").sort(MART_KEYS[name])
+        for name, frames in parts.items()
+    }
+    if len(out) < len(PERIOD_MART_NAMES):  # nothing requested and nothing before
+        out = {**empty_marts(), **out}
     agent_days = out["agent_kpis"].lazy().filter(pl.col("period") == "day")
     out["business_value"] = marts.business_value(
         business,
@@ -597,33 +804,45 @@ def run_pipeline(
     *,
     stage: Stage = plain_stage,
     run_started_at: datetime | None = None,
+    full_refresh: bool = False,
 ) -> RunResult:
-    """One full run. Raises PipelineError (with a one-line reason) when the run fails; the
-    previously published marts then stay as they were."""
+    """One run: incremental (what is new since the last run), or with `full_refresh` (or on
+    a new warehouse) everything from the sources. Raises PipelineError (with a one-line
+    reason) when the run fails; the previously published marts then stay as they were."""
     started = run_started_at or _utc_now()
     run_id = started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     result = RunResult(run_id=run_id, status="running", warehouse=settings.warehouse)
     clock = StageClock(run_id)
     store = StateStore(state_path_for(settings.warehouse))
     recorded = 0  # how many stage timings are already recorded (with the run's record)
+    mode = "full" if full_refresh else "incremental"
     try:
-        store.reset_stage()
+        # The first run, and a run on a state without watermarks, read everything.
+        full = full_refresh or not store.has_table("core", "fct_task_runs")
+        mode = "full" if full else "incremental"
+        store.drop_stage()
         with clock.stage("extract_database") as info:
             retry = {"retries": settings.extract_retries, "retry_delay_s": settings.retry_delay_s}
-            db = stage(extract_database, **retry)(settings, started, store)
+            db = stage(extract_database, **retry)(settings, started, store, run_id, full)
             info["rows"] = sum(c.read for c in db.counts.values())
         with clock.stage("extract_logs") as info:
-            logs = stage(extract_logs, **retry)(settings, db.known_agents, started, store)
+            logs = stage(extract_logs, **retry)(
+                settings, db.known_agents, started, store, run_id, full
+            )
             info["rows"] = logs.counts["logs"].read
         result.counts = {**db.counts, **logs.counts}
-        with clock.stage("load_core") as info:
-            info["rows"], duplicates = stage(load_core)(store, run_id, started)
-        result.counts["logs"].loaded -= duplicates
-        result.counts["logs"].duplicates += duplicates
-        store.reset_stage()
+        touched = db.touched
+        touched.merge(logs.touched)
+        before_as_of = previous_as_of(store)
         with clock.stage("build_marts") as info:
-            built, result.as_of = stage(build_marts)(store, settings)
+            built, result.as_of = stage(build_marts)(store, settings, touched)
             info["rows"] = sum(frame.height for frame in built.values())
+        unchanged = (
+            not touched.everything
+            and not touched.days
+            and touched.onward_from is None
+            and result.as_of == before_as_of
+        )
         with clock.stage("validate") as info:
             result.checks = stage(validate)(store, built)
             info["rows"] = len(result.checks)
@@ -637,9 +856,9 @@ def run_pipeline(
         with clock.stage("publish"):
             store.replace_marts(built)
             result.status = "succeeded"
-            result.message = "published"
+            result.message = "no new data; marts unchanged" if unchanged else "published"
             # The run's own record goes into the published file with the marts.
-            store.record_run(_run_rows(result, "full", started, _utc_now()))
+            store.record_run(_run_rows(result, mode, started, _utc_now()))
             store.record_timings(pl.DataFrame(clock.rows, schema=_TIMING_SCHEMA))
             recorded = len(clock.rows)
             stage(publish)(store, settings.warehouse, run_id)
@@ -655,7 +874,7 @@ def run_pipeline(
         store.record_timings(pl.DataFrame(clock.rows[recorded:], schema=_TIMING_SCHEMA))
         if not recorded or result.status == "failed":
             store.con.execute("DELETE FROM ops.pipeline_runs WHERE run_id = ?", [run_id])
-            store.record_run(_run_rows(result, "full", started, _utc_now()))
+            store.record_run(_run_rows(result, mode, started, _utc_now()))
         store.close()
     if result.status == "failed":
         raise PipelineError(result.message)

@@ -38,12 +38,16 @@ def exponential_backoff(retries: int, first_delay_s: float) -> list[float]:
 
 @flow(name="agentkpi-pipeline", log_prints=True, persist_result=False)
 def pipeline_flow(
-    db_url: str | None = None, logs_dir: str | None = None, warehouse: str | None = None
+    db_url: str | None = None,
+    logs_dir: str | None = None,
+    warehouse: str | None = None,
+    full_refresh: bool = False,
 ) -> dict[str, Any]:
-    """Extract, stage, load, compute and check every mart, and publish them atomically."""
+    """Extract what is new (or everything, with `full_refresh`), load it, recompute and check
+    the marts it touches, and publish them atomically."""
     settings = Settings.resolve(db_url=db_url, logs_dir=logs_dir, warehouse=warehouse)
     logger = get_run_logger()
-    result: RunResult = run_pipeline(settings, stage=prefect_stage)
+    result: RunResult = run_pipeline(settings, stage=prefect_stage, full_refresh=full_refresh)
     for name, count in result.counts.items():
         logger.info(
             "%s: read %d = loaded %d + duplicates %d + quarantined %d",
@@ -60,6 +64,7 @@ def pipeline_flow(
     return {
         "run_id": result.run_id,
         "status": result.status,
+        "message": result.message,
         "as_of": result.as_of.isoformat() if result.as_of else None,
         "warehouse": str(result.warehouse),
     }

@@ -29,6 +29,9 @@ class Settings:
     kpi: KpiParams = field(default_factory=KpiParams)
     extract_retries: int = 3
     retry_delay_s: float = 2.0
+    # Changed rows (workflows, messages) are read again back to this long before the latest
+    # updated_at seen, for clocks that disagree.
+    lookback_s: float = 3600.0
 
     @classmethod
     def resolve(
@@ -55,4 +58,5 @@ class Settings:
             kpi=kpi or KpiParams(),
             extract_retries=int(os.environ.get("AGENTKPI_EXTRACT_RETRIES", "3")),
             retry_delay_s=float(os.environ.get("AGENTKPI_RETRY_DELAY_S", "2")),
+            lookback_s=float(os.environ.get("AGENTKPI_LOOKBACK_S", "3600")),
         )

@@ -71,3 +71,31 @@ def assign_periods(frame: pl.LazyFrame, moment: str, periods: pl.LazyFrame) -> p
         for kind in PERIODS
     ]
     return pl.concat(per_kind).join(periods, on=PERIOD_KEYS, how="inner")
+
+
+def periods_containing(days: pl.Series, kinds: tuple[str, ...] = PERIODS) -> pl.DataFrame:
+    """Every period of the given kinds that contains one of `days` (dates).
+
+    One row per (period, period_start), with `period_end`; sorted. An incremental run
+    recomputes these periods for the days its new data touches.
+    """
+    frame = pl.DataFrame({"day": days.cast(pl.Date)}).drop_nulls().unique()
+    frames = [
+        frame.select(
+            pl.lit(kind).alias("period"),
+            period_start(pl.col("day"), kind).alias("period_start"),
+        ).unique()
+        for kind in kinds
+    ]
+    return with_period_end(pl.concat(frames)).sort(PERIOD_KEYS)
+
+
+def days_touched(frame: pl.LazyFrame, moments: list[str], reach_s: float = 0.0) -> pl.LazyFrame:
+    """The UTC dates a frame's rows fall on, by any of its `moments` columns (Datetime):
+    one column `day`, unique. With `reach_s`, also the date `reach_s` seconds after each
+    moment (a heartbeat covers the interval after it, into the next day)."""
+    days = [frame.select(pl.col(m).dt.date().alias("day")) for m in moments]
+    if reach_s:
+        reach = pl.duration(microseconds=int(reach_s * 1_000_000))
+        days += [frame.select((pl.col(m) + reach).dt.date().alias("day")) for m in moments]
+    return pl.concat(days).drop_nulls().unique()

@@ -43,6 +43,30 @@ COMMENT ON TABLE ops.pipeline_runs IS
     'one row per (run, source): rows_read = rows_loaded + rows_duplicate + rows_quarantined; '
     'source ''*'' is the whole run';
 
+CREATE TABLE IF NOT EXISTS ops.watermarks (
+    source VARCHAR PRIMARY KEY,
+    last_id BIGINT,
+    last_updated_at TIMESTAMP,
+    run_id VARCHAR NOT NULL,
+    moved_at TIMESTAMP NOT NULL
+);
+COMMENT ON TABLE ops.watermarks IS
+    'how far each source table has been read: the highest id, or the latest updated_at; '
+    'moved in the same transaction as the rows they cover';
+
+CREATE TABLE IF NOT EXISTS ops.log_files (
+    path VARCHAR PRIMARY KEY,
+    size_bytes BIGINT NOT NULL,
+    checksum VARCHAR NOT NULL,
+    lines BIGINT NOT NULL,
+    copy_of VARCHAR,
+    run_id VARCHAR NOT NULL,
+    read_at TIMESTAMP NOT NULL
+);
+COMMENT ON TABLE ops.log_files IS
+    'every log file read, with its checksum; copy_of names the file it repeats byte for byte '
+    '(a file delivered twice adds nothing)';
+
 CREATE TABLE IF NOT EXISTS ops.stage_timings (
     run_id VARCHAR NOT NULL,
     stage VARCHAR NOT NULL,
@@ -138,6 +162,9 @@ class StateStore:
 
     def replace_table(self, schema: str, table: str, frame: pl.DataFrame) -> None:
         """Replace `schema.table` with the rows of `frame` (inside the caller's transaction)."""
+        if frame.is_empty():
+            self._create_empty(schema, table, frame, replace=True)
+            return
         self.con.register("_incoming", frame)
         try:
             self.con.execute(f"CREATE OR REPLACE TABLE {schema}.{table} AS SELECT * FROM _incoming")
@@ -146,6 +173,10 @@ class StateStore:
 
     def append_table(self, schema: str, table: str, frame: pl.DataFrame) -> None:
         """Append the rows of `frame` to `schema.table`, creating it from the frame's schema."""
+        if frame.is_empty():
+            if not self.has_table(schema, table):
+                self._create_empty(schema, table, frame, replace=False)
+            return
         self.con.register("_incoming", frame)
         try:
             if not self.has_table(schema, table):
@@ -155,31 +186,119 @@ class StateStore:
         finally:
             self.con.unregister("_incoming")
 
-    def reset_stage(self) -> None:
-        """Empty the `stage` schema, where a run's extract puts rows for the load (what a
-        crashed run left there is dropped)."""
-        self.con.execute("DROP SCHEMA IF EXISTS stage CASCADE")
-        self.con.execute("CREATE SCHEMA stage")
-        empty = pl.DataFrame(schema={"run_id": pl.String, **QUARANTINE_COLUMNS}).drop("run_id")
-        self.append_table("stage", "rejected", empty)
+    def _create_empty(self, schema: str, table: str, frame: pl.DataFrame, replace: bool) -> None:
+        # DuckDB 1.5.5 loses the large appends that follow, in the same transaction, an
+        # append from an empty Arrow scan (tests/warehouse/test_store.py shows it): an
+        # empty table is made from a one-row frame, LIMIT 0, never from an empty scan.
+        self.con.register("_shape", frame.clear(1))
+        try:
+            verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
+            self.con.execute(f"{verb} {schema}.{table} AS SELECT * FROM _shape LIMIT 0")
+        finally:
+            self.con.unregister("_shape")
 
-    def load_first_copies(
-        self, source_schema: str, source: str, schema: str, table: str, key: list[str]
-    ) -> int:
-        """Replace `schema.table` with the rows of `source_schema.source`, keeping of each key
-        the row with the lowest `read_order` (the copy read first), sorted by time so that
-        range scans by `ts` skip most of the table. Returns the rows kept."""
-        columns = [
-            row[0] for row in self.con.execute(f"DESCRIBE {source_schema}.{source}").fetchall()
-        ]
-        partition = ", ".join(c for c in key if c in columns)
+    def upsert_table(self, schema: str, table: str, frame: pl.DataFrame, key: str) -> None:
+        """Insert the rows of `frame`, replacing the rows of `schema.table` with the same
+        `key` (the table must exist)."""
+        if frame.is_empty():
+            return
+        self.con.register("_incoming", frame)
+        try:
+            self.con.execute(
+                f"DELETE FROM {schema}.{table} WHERE {key} IN (SELECT {key} FROM _incoming)"
+            )
+            self.con.execute(f"INSERT INTO {schema}.{table} BY NAME SELECT * FROM _incoming")
+        finally:
+            self.con.unregister("_incoming")
+
+    def rows_with_keys(self, schema: str, table: str, key: str, values: pl.Series) -> pl.DataFrame:
+        """The rows of `schema.table` whose `key` is one of `values`."""
+        self.con.register("_keys", values.rename("k").to_frame())
+        try:
+            return self.query(
+                f"SELECT * FROM {schema}.{table} WHERE {key} IN (SELECT k FROM _keys)"
+            )
+        finally:
+            self.con.unregister("_keys")
+
+    def delete_keys(self, schema: str, table: str, key: str, values: pl.Series) -> None:
+        """Delete the rows of `schema.table` whose `key` is one of `values`."""
+        if values.is_empty():
+            return
+        self.con.register("_keys", values.rename("k").to_frame())
+        try:
+            self.con.execute(f"DELETE FROM {schema}.{table} WHERE {key} IN (SELECT k FROM _keys)")
+        finally:
+            self.con.unregister("_keys")
+
+    def insert_new_events(self, table: str, frame: pl.DataFrame, key: list[str]) -> int:
+        """Insert into `core.table` the events of `frame` whose key is not there yet, keeping
+        of each key the copy with the lowest `read_order` (the copy read first). Returns the
+        rows inserted. Only core rows within the frame's time range are probed: the table is
+        appended in about time order, so DuckDB's zone maps skip the rest."""
+        if frame.is_empty():
+            return 0
+        key = [k for k in key if k in frame.columns]  # a table of one event type has no `event`
+        first = frame.sort("read_order").unique(subset=key, keep="first", maintain_order=True)
+        lo, hi = first["ts"].min(), first["ts"].max()
+        on = " AND ".join(f"c.{k} = i.{k}" for k in key)
+        self.con.register("_incoming", first.drop("read_order"))
+        try:
+            before = self.scalar(f"SELECT count(*) FROM core.{table}")
+            self.con.execute(
+                f"INSERT INTO core.{table} BY NAME SELECT i.* FROM _incoming i "
+                f"WHERE NOT EXISTS (SELECT 1 FROM core.{table} c "
+                f"WHERE c.ts BETWEEN ? AND ? AND {on})",
+                [lo, hi],
+            )
+            after = self.scalar(f"SELECT count(*) FROM core.{table}")
+        finally:
+            self.con.unregister("_incoming")
+        return int(after) - int(before)
+
+    # -- watermarks and the log manifest --------------------------------------------------
+
+    def watermark(self, source: str) -> tuple[int | None, datetime | None]:
+        """(last id, last updated_at) read of a source table; (None, None) before any."""
+        row = self.con.execute(
+            "SELECT last_id, last_updated_at FROM ops.watermarks WHERE source = ?", [source]
+        ).fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    def move_watermark(
+        self,
+        source: str,
+        run_id: str,
+        at: datetime,
+        last_id: int | None = None,
+        last_updated_at: datetime | None = None,
+    ) -> None:
+        """Record how far a source has been read (inside the transaction of its rows)."""
         self.con.execute(
-            f"CREATE OR REPLACE TABLE {schema}.{table} AS "
-            f"SELECT * EXCLUDE (read_order) FROM {source_schema}.{source} "
-            f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY read_order) = 1 "
-            "ORDER BY ts, agent_id"
+            "INSERT OR REPLACE INTO ops.watermarks VALUES (?, ?, ?, ?, ?)",
+            [source, last_id, last_updated_at, run_id, at],
         )
-        return int(self.scalar(f"SELECT count(*) FROM {schema}.{table}"))
+
+    def reset_watermarks(self, sources: list[str]) -> None:
+        """Forget how far the given sources were read (a full refresh)."""
+        for source in sources:
+            self.con.execute("DELETE FROM ops.watermarks WHERE source = ?", [source])
+
+    def log_manifest(self) -> pl.DataFrame:
+        """Every log file read so far: path, size_bytes, checksum."""
+        return self.query("SELECT path, size_bytes, checksum FROM ops.log_files")
+
+    def add_log_files(self, files: pl.DataFrame) -> None:
+        """Record log files as read (inside the transaction of their events)."""
+        self.append_table("ops", "log_files", files)
+
+    def clear_log_manifest(self) -> None:
+        """Forget every log file read (a full refresh)."""
+        self.con.execute("DELETE FROM ops.log_files")
+
+    def drop_stage(self) -> None:
+        """Drop the `stage` schema of earlier versions (rows now load straight into core)."""
+        self.con.execute("DROP SCHEMA IF EXISTS stage CASCADE")
 
     def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
         """A query's result as a Polars frame."""
@@ -207,9 +326,28 @@ class StateStore:
         finally:
             self.con.unregister("_rejected")
 
-    def clear_rejected(self) -> None:
-        """Forget all quarantined rows (a full refresh re-reads every source)."""
-        self.con.execute("DELETE FROM quarantine.rejected_rows")
+    def clear_rejected(self, sources: list[str] | None = None) -> None:
+        """Forget the quarantined rows of the given sources, or of all (a full refresh
+        re-reads them)."""
+        if sources is None:
+            self.con.execute("DELETE FROM quarantine.rejected_rows")
+            return
+        for source in sources:
+            self.con.execute("DELETE FROM quarantine.rejected_rows WHERE source = ?", [source])
+
+    def forget_rejected(self, source: str, locations: pl.Series) -> None:
+        """Drop quarantined rows of a source at the given locations (rows read again)."""
+        if locations.is_empty():
+            return
+        self.con.register("_locations", locations.rename("location").to_frame())
+        try:
+            self.con.execute(
+                "DELETE FROM quarantine.rejected_rows WHERE source = ? "
+                "AND location IN (SELECT location FROM _locations)",
+                [source],
+            )
+        finally:
+            self.con.unregister("_locations")
 
     def record_run(self, rows: pl.DataFrame) -> None:
         """Write a run's per-source records (ops.pipeline_runs)."""

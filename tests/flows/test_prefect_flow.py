@@ -36,7 +36,6 @@ def test_the_flow_runs_every_stage_as_a_task_and_publishes(
     assert stages == {
         "extract_database",
         "extract_logs",
-        "load_core",
         "build_marts",
         "validate",
         "publish",
@@ -56,7 +55,6 @@ def test_the_flow_runs_every_stage_as_a_task_and_publishes(
     assert {
         "extract-database",
         "extract-logs",
-        "load-core",
         "build-marts",
         "validate",
         "publish",
