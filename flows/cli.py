@@ -16,6 +16,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from flows.pipeline import PipelineError
 
     settings = Settings.resolve(args.db_url, args.logs_dir, args.warehouse)
+    backfill = None
+    if getattr(args, "start", None):
+        backfill = (date.fromisoformat(args.start), date.fromisoformat(args.end))
+        # A long backfill says how far it is.
+        logging.getLogger("agentkpi").setLevel(logging.INFO)
+    full_refresh = getattr(args, "full_refresh", False)
     try:
         if args.engine == "prefect":
             # Without PREFECT_API_URL Prefect starts a temporary server; its first start in a
@@ -27,11 +33,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 db_url=settings.db_url,
                 logs_dir=str(settings.logs_dir),
                 warehouse=str(settings.warehouse),
+                full_refresh=full_refresh,
+                backfill_start=backfill[0] if backfill else None,
+                backfill_end=backfill[1] if backfill else None,
             )
         else:
             from flows.pipeline import run_pipeline
 
-            run_pipeline(settings)
+            run_pipeline(settings, full_refresh=full_refresh, backfill=backfill)
     except PipelineError as error:
         print(f"agentkpi run failed: {error}", file=sys.stderr)
         return 1
@@ -54,6 +63,26 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     except FileNotFoundError as error:
         print(f"agentkpi summary: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _cmd_quarantine(args: argparse.Namespace) -> int:
+    from warehouse.read import quarantine_summary
+
+    settings = Settings.resolve(warehouse=args.warehouse)
+    try:
+        held = quarantine_summary(settings.warehouse)
+    except FileNotFoundError as error:
+        print(f"agentkpi quarantine: {error}", file=sys.stderr)
+        return 1
+    if held.is_empty():
+        print("nothing held in quarantine")
+        return 0
+    width = max(len(s) for s in held["source"])
+    print(f"{'source':<{width}}  {'rule':<22} {'rows':>9}  example location")
+    for source, rule, rows, example in held.iter_rows():
+        print(f"{source:<{width}}  {rule:<22} {rows:>9,}  {example}")
+    print(f"{held['rows'].sum():,} rows held")
     return 0
 
 
@@ -97,7 +126,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="run as a Prefect flow (default) or as plain Python [AGENTKPI_ENGINE]",
     )
     run.add_argument("--quiet", action="store_true", help="do not print the summary")
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="forget the watermarks and rebuild everything from the sources",
+    )
     run.set_defaults(func=_cmd_run)
+
+    backfill = commands.add_parser(
+        "backfill", help="run, and recompute every period overlapping a range of dates"
+    )
+    backfill.add_argument("--start", required=True, help="first date, YYYY-MM-DD")
+    backfill.add_argument("--end", required=True, help="last date, YYYY-MM-DD (inclusive)")
+    for flag, env in [
+        ("--db-url", "DB_URL"),
+        ("--logs-dir", "LOGS_DIR"),
+        ("--warehouse", "WAREHOUSE"),
+    ]:
+        backfill.add_argument(flag, help=f"[AGENTKPI_{env}]")
+    backfill.add_argument(
+        "--engine",
+        choices=["prefect", "plain"],
+        default=os.environ.get("AGENTKPI_ENGINE", "prefect"),
+    )
+    backfill.add_argument("--quiet", action="store_true", help="do not print the summary")
+    backfill.set_defaults(func=_cmd_run)
+
+    quarantine = commands.add_parser(
+        "quarantine", help="what is held in quarantine, by source and rule"
+    )
+    quarantine.add_argument("--warehouse", help="DuckDB file [AGENTKPI_WAREHOUSE]")
+    quarantine.set_defaults(func=_cmd_quarantine)
 
     summary = commands.add_parser("summary", help="print the summary of the published marts")
     summary.add_argument("--warehouse", help="DuckDB file [AGENTKPI_WAREHOUSE]")

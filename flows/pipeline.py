@@ -188,6 +188,27 @@ class Touched:
             return pl.Series("day", [], dtype=pl.Date)
         return pl.concat(frames)["day"].unique().sort()
 
+    def to_frame(self) -> pl.DataFrame:
+        """As rows of ops.touched_days (kept until marts covering them are published)."""
+        days = pl.concat([pl.DataFrame(schema={"day": pl.Date}), *self.days])["day"].unique()
+        rows = [("day", d) for d in days.to_list()]
+        if self.onward_from is not None:
+            rows.append(("onward", self.onward_from))
+        if self.everything:
+            rows.append(("everything", None))
+        return pl.DataFrame(rows, schema={"kind": pl.String, "day": pl.Date}, orient="row")
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame) -> Touched:
+        """The union of what ops.touched_days holds."""
+        touched = cls(everything=bool((frame["kind"] == "everything").any()))
+        days = frame.filter(pl.col("kind") == "day").select("day")
+        if days.height:
+            touched.days.append(days)
+        onward = frame.filter(pl.col("kind") == "onward")["day"].min()
+        touched.onward_from = onward  # type: ignore[assignment]
+        return touched
+
     def merge(self, other: Touched) -> None:
         """Add another stage's touched dates."""
         self.days += other.days
@@ -301,6 +322,7 @@ def extract_database(
             _extract_tasks(con, store, ctx, agents, account, touched, run_id, full)
             _extract_changed(con, store, settings, ctx, counts, touched, run_id, full)
             _extract_metrics(con, store, ctx, account, touched, run_id, full)
+            store.add_touched(touched.to_frame())
             if touched.everything and not full:
                 # An agent moved: its tasks take the registry's department, everywhere.
                 store.con.execute(
@@ -503,6 +525,7 @@ def extract_logs(
                     pl.lit(run_id).alias("run_id"), pl.lit(_utc_now()).alias("read_at")
                 )
             )
+        store.add_touched(touched.to_frame())
     return Loaded(known_agents=known_agents, counts={"logs": count}, touched=touched)
 
 
@@ -651,7 +674,7 @@ def requested_periods(
     if old_days.is_empty():
         return None
     old_first, old_last = old_days["period_start"].min(), old_days["period_start"].max()
-    spans = [(before_as_of.date(), as_of_ts.date())]
+    spans = [] if as_of_ts == before_as_of else [(before_as_of.date(), as_of_ts.date())]
     if first < old_first:  # type: ignore[operator]
         spans.append((first, old_first))  # type: ignore[arg-type]
     if last > old_last:  # type: ignore[operator]
@@ -682,13 +705,23 @@ def build_marts(
     requested = requested_periods(touched, first, last, before, previous_as_of(store), as_of_ts)
     if requested is None:
         requested, before = periods_overlapping(first, last), {}
+    elif requested.is_empty() and all(name in before for name in MART_NAMES):
+        return {name: before[name] for name in MART_NAMES}, as_of_ts  # nothing changed
     business = store.query("SELECT * FROM core.fct_business_metrics").lazy()
     parts: dict[str, list[pl.DataFrame]] = {}
     for name in PERIOD_MART_NAMES:
         if name in before:
             kept = before[name].join(requested.select(PERIOD_KEYS), on=PERIOD_KEYS, how="anti")
             parts[name] = [kept]
-    for partition in partitions(requested):
+    chunks = partitions(requested)
+    for number, partition in enumerate(chunks, start=1):
+        log.info(
+            "marts: partition %d of %d (%s, %d periods)",
+            number,
+            len(chunks),
+            partition["period_start"].min(),
+            partition.height,
+        )
         start = partition["period_start"].min()
         end = partition["period_end"].max()
         facts = load_facts(store, start, end, params.heartbeat_interval_s)
@@ -805,9 +838,11 @@ def run_pipeline(
     stage: Stage = plain_stage,
     run_started_at: datetime | None = None,
     full_refresh: bool = False,
+    backfill: tuple[date, date] | None = None,
 ) -> RunResult:
     """One run: incremental (what is new since the last run), or with `full_refresh` (or on
-    a new warehouse) everything from the sources. Raises PipelineError (with a one-line
+    a new warehouse) everything from the sources. `backfill` (first, last date) also
+    recomputes every period overlapping those dates. Raises PipelineError (with a one-line
     reason) when the run fails; the previously published marts then stay as they were."""
     started = run_started_at or _utc_now()
     run_id = started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
@@ -816,6 +851,8 @@ def run_pipeline(
     store = StateStore(state_path_for(settings.warehouse))
     recorded = 0  # how many stage timings are already recorded (with the run's record)
     mode = "full" if full_refresh else "incremental"
+    if backfill is not None and backfill[0] > backfill[1]:
+        raise PipelineError(f"backfill: {backfill[0]} is after {backfill[1]}")
     try:
         # The first run, and a run on a state without watermarks, read everything.
         full = full_refresh or not store.has_table("core", "fct_task_runs")
@@ -831,14 +868,20 @@ def run_pipeline(
             )
             info["rows"] = logs.counts["logs"].read
         result.counts = {**db.counts, **logs.counts}
-        touched = db.touched
-        touched.merge(logs.touched)
+        # What this run and any earlier unpublished run changed (ops.touched_days).
+        touched = Touched.from_frame(store.touched())
+        if backfill is not None:
+            mode = "backfill" if not full else mode
+            first_day, last_day = backfill
+            span = pl.DataFrame({"day": pl.date_range(first_day, last_day, eager=True)})
+            touched.days.append(span)
         before_as_of = previous_as_of(store)
         with clock.stage("build_marts") as info:
             built, result.as_of = stage(build_marts)(store, settings, touched)
             info["rows"] = sum(frame.height for frame in built.values())
         unchanged = (
-            not touched.everything
+            backfill is None
+            and not touched.everything
             and not touched.days
             and touched.onward_from is None
             and result.as_of == before_as_of

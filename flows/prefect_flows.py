@@ -7,6 +7,7 @@ tasks keep no cache (their inputs are large frames, and a run must always read a
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -42,12 +43,20 @@ def pipeline_flow(
     logs_dir: str | None = None,
     warehouse: str | None = None,
     full_refresh: bool = False,
+    backfill_start: date | None = None,
+    backfill_end: date | None = None,
 ) -> dict[str, Any]:
     """Extract what is new (or everything, with `full_refresh`), load it, recompute and check
-    the marts it touches, and publish them atomically."""
+    the marts it touches (and every period from `backfill_start` to `backfill_end`), and
+    publish them atomically."""
     settings = Settings.resolve(db_url=db_url, logs_dir=logs_dir, warehouse=warehouse)
     logger = get_run_logger()
-    result: RunResult = run_pipeline(settings, stage=prefect_stage, full_refresh=full_refresh)
+    backfill = None
+    if backfill_start is not None or backfill_end is not None:
+        backfill = (backfill_start or backfill_end, backfill_end or backfill_start)
+    result: RunResult = run_pipeline(
+        settings, stage=prefect_stage, full_refresh=full_refresh, backfill=backfill
+    )
     for name, count in result.counts.items():
         logger.info(
             "%s: read %d = loaded %d + duplicates %d + quarantined %d",

@@ -95,3 +95,15 @@ def summary(warehouse: Path) -> Summary:
         alerts=alerts,
         last_run=last_run,
     )
+
+
+def quarantine_summary(warehouse: Path) -> pl.DataFrame:
+    """What the quarantine holds, by source and rule: rows, and one example location."""
+    con = connect_read_only(warehouse)
+    try:
+        return con.execute(
+            "SELECT source, rule, count(*) AS rows, min(location) AS example "
+            "FROM quarantine.rejected_rows GROUP BY source, rule ORDER BY source, rule"
+        ).pl()
+    finally:
+        con.close()

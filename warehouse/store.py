@@ -67,6 +67,15 @@ COMMENT ON TABLE ops.log_files IS
     'every log file read, with its checksum; copy_of names the file it repeats byte for byte '
     '(a file delivered twice adds nothing)';
 
+CREATE TABLE IF NOT EXISTS ops.touched_days (
+    kind VARCHAR NOT NULL,
+    day DATE
+);
+COMMENT ON TABLE ops.touched_days IS
+    'dates whose periods core changes have touched since the marts were last published '
+    '(kind day), the first date of a change that touches every later period (onward), or '
+    'everything; emptied when the marts are published';
+
 CREATE TABLE IF NOT EXISTS ops.stage_timings (
     run_id VARCHAR NOT NULL,
     stage VARCHAR NOT NULL,
@@ -380,11 +389,21 @@ class StateStore:
     # -- marts ----------------------------------------------------------------------------
 
     def replace_marts(self, marts: Mapping[str, pl.DataFrame]) -> None:
-        """Replace every mart in one transaction, with its column comments."""
+        """Replace every mart in one transaction, with its column comments; the touched
+        dates they now cover are forgotten in the same transaction."""
         with self.transaction():
             for name, frame in marts.items():
                 self.replace_table("marts", name, frame)
                 comment_columns(self.con, f"marts.{name}", name)
+            self.con.execute("DELETE FROM ops.touched_days")
+
+    def add_touched(self, rows: pl.DataFrame) -> None:
+        """Remember dates core changes touched (inside the transaction of the changes)."""
+        self.append_table("ops", "touched_days", rows)
+
+    def touched(self) -> pl.DataFrame:
+        """Every touched date not yet covered by published marts."""
+        return self.query("SELECT kind, day FROM ops.touched_days")
 
     def marts(self) -> dict[str, pl.DataFrame]:
         """The last good marts."""

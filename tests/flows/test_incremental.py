@@ -1,0 +1,124 @@
+"""Incremental runs end where one full run on all the data ends.
+
+One generated platform with every flaw is delivered in batches (tests/support/replay.py):
+rows in id order, workflows and messages first provisional and then updated in place, log
+files late and out of order, restatements, and a few files delivered twice. An incremental
+run follows every batch (one of them first fails its checks and publishes nothing); then
+every mart must equal that of one full run on the final data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from flows import pipeline
+from flows.pipeline import PipelineError, RunResult, run_pipeline
+from flows.settings import Settings
+from quality.expectations import CheckResult
+from tests.conftest import RUN_STARTED_AT, settings_for
+from tests.support.compare import assert_frames_match
+from tests.support.replay import Replay
+from warehouse.catalog import MART_KEYS
+from warehouse.store import state_path_for
+
+BATCHES = 4
+
+
+def _failing_checks(store, built):  # type: ignore[no-untyped-def]
+    return [CheckResult("marts", "marts.system_kpis", "expect_failure", None, False, "", "")]
+
+
+def _marts(warehouse: Path) -> dict:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return {name: con.execute(f"SELECT * FROM marts.{name}").pl() for name in MART_KEYS}
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def replayed(
+    flawed_platform: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Settings, list[RunResult], Settings, tuple[dict, dict]]:
+    """(incremental settings, one result per batch, settings of the full run on the end state,
+    (marts after the run that followed the failed one, marts of a full run at that point))."""
+    root = tmp_path_factory.mktemp("replay")
+    replay = Replay(flawed_platform, root / "platform", BATCHES)
+    incremental = settings_for(root / "platform", root / "incremental" / "warehouse.duckdb")
+    results = []
+    for k in range(BATCHES):
+        replay.deliver(k)
+        if k == 1:
+            # This batch's run fails its checks and publishes nothing; the next run (with no
+            # new data to read) must still recompute what this batch touched.
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(pipeline, "validate", _failing_checks)
+                with pytest.raises(PipelineError, match="nothing published"):
+                    run_pipeline(incremental, run_started_at=RUN_STARTED_AT)
+        results.append(run_pipeline(incremental, run_started_at=RUN_STARTED_AT))
+        if k == 1:
+            at_failure = settings_for(root / "platform", root / "full-1" / "warehouse.duckdb")
+            run_pipeline(at_failure, run_started_at=RUN_STARTED_AT, full_refresh=True)
+            recovered = (_marts(incremental.warehouse), _marts(at_failure.warehouse))
+    full = settings_for(root / "platform", root / "full" / "warehouse.duckdb")
+    run_pipeline(full, run_started_at=RUN_STARTED_AT, full_refresh=True)
+    return incremental, results, full, recovered
+
+
+def test_the_first_run_is_full_and_the_later_ones_incremental(replayed) -> None:  # type: ignore[no-untyped-def]
+    incremental, results, _, _ = replayed
+    con = duckdb.connect(str(incremental.warehouse), read_only=True)
+    modes = dict(
+        con.execute("SELECT run_id, run_mode FROM ops.pipeline_runs WHERE source = '*'").fetchall()
+    )
+    con.close()
+    assert [modes[r.run_id] for r in results] == ["full"] + ["incremental"] * (BATCHES - 1)
+
+
+@pytest.mark.parametrize("mart", list(MART_KEYS))
+def test_incremental_runs_end_with_the_marts_of_one_full_run(replayed, mart: str) -> None:  # type: ignore[no-untyped-def]
+    incremental, _, full, _ = replayed
+    ours, theirs = _marts(incremental.warehouse)[mart], _marts(full.warehouse)[mart]
+    assert theirs.height > 0
+    assert_frames_match(ours, theirs, MART_KEYS[mart])
+
+
+def test_every_batch_adds_up_per_source(replayed) -> None:  # type: ignore[no-untyped-def]
+    _, results, _, _ = replayed
+    for result in results:
+        for count in result.counts.values():
+            assert count.read == count.loaded + count.duplicates + count.quarantined, count
+
+
+def test_a_file_delivered_twice_adds_nothing(replayed) -> None:  # type: ignore[no-untyped-def]
+    incremental, results, _, _ = replayed
+    con = duckdb.connect(str(state_path_for(incremental.warehouse)), read_only=True)
+    copies = con.execute(
+        "SELECT path, copy_of, lines FROM ops.log_files WHERE path LIKE 'redelivered/%'"
+    ).fetchall()
+    con.close()
+    assert len(copies) == 3
+    assert all(copy_of == path.removeprefix("redelivered/") for path, copy_of, _ in copies)
+    last = results[-1].counts["logs"]
+    assert last.duplicates >= sum(lines for _, _, lines in copies)
+
+
+def test_a_run_without_new_data_changes_no_mart_row_and_says_so(replayed) -> None:  # type: ignore[no-untyped-def]
+    incremental, _, _, _ = replayed
+    before = _marts(incremental.warehouse)
+    result = run_pipeline(incremental, run_started_at=RUN_STARTED_AT)
+    after = _marts(incremental.warehouse)
+    assert result.message == "no new data; marts unchanged"
+    assert result.counts["agent_performance"].read == 0
+    assert result.counts["logs"].read == 0
+    for name in MART_KEYS:
+        assert after[name].equals(before[name]), name
+
+
+@pytest.mark.parametrize("mart", list(MART_KEYS))
+def test_the_run_after_a_failed_one_recomputes_what_the_failed_one_loaded(replayed, mart) -> None:  # type: ignore[no-untyped-def]
+    _, _, _, (ours, theirs) = replayed
+    assert_frames_match(ours[mart], theirs[mart], MART_KEYS[mart])

@@ -1,0 +1,98 @@
+"""Which periods an incremental run recomputes (flows.pipeline.requested_periods)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import polars as pl
+
+from flows.pipeline import PERIOD_MART_NAMES, Touched, requested_periods
+
+
+def _before(first: date, last: date) -> dict[str, pl.DataFrame]:
+    days = pl.date_range(first, last, eager=True)
+    system = pl.DataFrame({"period": ["day"] * len(days), "period_start": days})
+    return {name: system for name in PERIOD_MART_NAMES}
+
+
+def _requested(touched: Touched, as_of: datetime, before_as_of: datetime) -> set[tuple]:
+    periods = requested_periods(
+        touched,
+        date(2026, 10, 1),
+        as_of.date(),
+        _before(date(2026, 10, 1), before_as_of.date()),
+        before_as_of,
+        as_of,
+    )
+    assert periods is not None
+    return {(p, s.isoformat()) for p, s in periods.select("period", "period_start").rows()}
+
+
+AS_OF = datetime(2026, 11, 4, 12)
+
+
+def test_nothing_new_and_the_same_as_of_recompute_nothing() -> None:
+    assert _requested(Touched(), AS_OF, AS_OF) == set()
+
+
+def test_a_late_task_recomputes_its_day_its_week_and_its_month() -> None:
+    touched = Touched()
+    touched.add(pl.DataFrame({"completed_at": [datetime(2026, 10, 14, 9)]}), ["completed_at"])
+    assert _requested(touched, AS_OF, AS_OF) == {
+        ("day", "2026-10-14"),
+        ("week", "2026-10-12"),  # ISO week from Monday
+        ("month", "2026-10-01"),
+    }
+
+
+def test_a_heartbeat_just_before_midnight_also_recomputes_the_next_day() -> None:
+    touched = Touched()
+    beat = pl.DataFrame({"ts": [datetime(2026, 10, 31, 23, 59, 30)]})
+    touched.add(beat, ["ts"], reach_s=60)
+    assert _requested(touched, AS_OF, AS_OF) == {
+        ("day", "2026-10-31"),
+        ("day", "2026-11-01"),
+        ("week", "2026-10-26"),
+        ("month", "2026-10-01"),
+        ("month", "2026-11-01"),
+    }
+
+
+def test_a_later_as_of_recomputes_the_periods_it_moves_through() -> None:
+    later = datetime(2026, 11, 5, 1)
+    assert _requested(Touched(), later, AS_OF) == {
+        ("day", "2026-11-04"),
+        ("day", "2026-11-05"),
+        ("week", "2026-11-02"),
+        ("month", "2026-11-01"),
+    }
+
+
+def test_a_workflow_change_recomputes_every_period_from_its_start_on() -> None:
+    # multi_agent_workflows_succeeded counts every completed workflow started before the
+    # period's end: a workflow that completes now changes every later period.
+    touched = Touched()
+    run = pl.DataFrame(
+        {"started_at": [datetime(2026, 11, 2, 8)], "completed_at": [datetime(2026, 11, 4, 9)]}
+    )
+    touched.add_onward(run, ["started_at", "completed_at"])
+    assert _requested(touched, AS_OF, AS_OF) == {
+        ("day", "2026-11-02"),
+        ("day", "2026-11-03"),
+        ("day", "2026-11-04"),
+        ("week", "2026-11-02"),
+        ("month", "2026-11-01"),
+    }
+
+
+def test_a_changed_registry_or_an_earlier_as_of_recompute_everything() -> None:
+    before = _before(date(2026, 10, 1), AS_OF.date())
+    everything = Touched(everything=True)
+    assert (
+        requested_periods(everything, date(2026, 10, 1), AS_OF.date(), before, AS_OF, AS_OF) is None
+    )
+    earlier = datetime(2026, 11, 3)
+    assert (
+        requested_periods(Touched(), date(2026, 10, 1), AS_OF.date(), before, AS_OF, earlier)
+        is None
+    )
