@@ -1,0 +1,80 @@
+"""The command line: `agentkpi run --full-refresh`, `agentkpi backfill`, `agentkpi quarantine`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from flows.cli import main
+from tests.conftest import settings_for
+from warehouse.store import state_path_for
+
+
+def _flags(platform: Path, warehouse: Path) -> list[str]:
+    settings = settings_for(platform, warehouse)
+    return [
+        "--engine",
+        "plain",
+        "--quiet",
+        "--db-url",
+        settings.db_url,
+        "--logs-dir",
+        str(settings.logs_dir),
+        "--warehouse",
+        str(warehouse),
+    ]
+
+
+def _modes(warehouse: Path) -> list[str]:
+    con = duckdb.connect(str(state_path_for(warehouse)), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT run_mode FROM ops.pipeline_runs WHERE source = '*' ORDER BY run_started_at, "
+            "run_finished_at"
+        ).fetchall()
+    finally:
+        con.close()
+    return [mode for (mode,) in rows]
+
+
+def test_run_backfill_and_full_refresh_record_their_modes(
+    flawed_platform: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    flags = _flags(flawed_platform, warehouse)
+    assert main(["run", *flags]) == 0
+    assert main(["run", *flags]) == 0
+    assert main(["backfill", "--start", "2026-10-26", "--end", "2026-10-27", *flags]) == 0
+    assert main(["run", "--full-refresh", *flags]) == 0
+    assert _modes(warehouse) == ["full", "incremental", "backfill", "full"]
+
+
+def test_a_backfill_range_that_ends_before_it_starts_is_refused(
+    flawed_platform: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flags = _flags(flawed_platform, tmp_path / "warehouse.duckdb")
+    assert main(["backfill", "--start", "2026-10-27", "--end", "2026-10-26", *flags]) == 1
+    assert "2026-10-27 is after 2026-10-26" in capsys.readouterr().err
+
+
+def test_quarantine_lists_what_is_held_by_source_and_rule(
+    flawed_run, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = flawed_run
+    assert main(["quarantine", "--warehouse", str(settings.warehouse)]) == 0
+    out = capsys.readouterr().out
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    held = con.execute(
+        "SELECT source, rule, count(*) FROM quarantine.rejected_rows GROUP BY ALL"
+    ).fetchall()
+    total = con.execute("SELECT count(*) FROM quarantine.rejected_rows").fetchone()[0]
+    con.close()
+    lines = out.splitlines()
+    for source, rule, rows in held:
+        assert any(line.split()[:3] == [source, rule, f"{rows:,}"] for line in lines), (
+            source,
+            rule,
+        )
+    assert lines[-1] == f"{total:,} rows held"
