@@ -177,14 +177,19 @@ OFFSET_MARGIN = timedelta(hours=14)
 class RowFilter:
     """Which rows of a source table to read: those with `id` above `after_id`, or those whose
     `updated_at` text is not before `changed_since` (and those whose `updated_at` is NULL or
-    not a date at all, which no watermark can place). Neither: every row."""
+    not a date at all, which no watermark can place). Neither: every row. `by_id` reads in
+    `id` order (so that a watermark on the highest id read so far covers every row before)."""
 
     after_id: int | None = None
     changed_since: datetime | None = None
+    by_id: bool = False
 
     def sql(self) -> str:
-        """The WHERE clause, run by the source database itself (so that its index on `id`
-        serves it); portable SQL."""
+        """The WHERE and ORDER BY clauses, run by the source database itself (so that its
+        index on `id` serves them); portable SQL."""
+        if self.by_id:
+            where = "" if self.after_id is None else f"WHERE id > {int(self.after_id)} "
+            return where + "ORDER BY id"
         if self.after_id is not None:
             return f"WHERE id > {int(self.after_id)}"
         if self.changed_since is not None:

@@ -225,7 +225,6 @@ class Loaded:
 
     known_agents: pl.Series
     counts: dict[str, SourceCount]
-    touched: Touched
 
 
 # Moments by which each core fact table's rows fall into periods (see transforms.marts).
@@ -264,18 +263,19 @@ def extract_database(
     settings: Settings, run_started_at: datetime, store: StateStore, run_id: str, full: bool
 ) -> Loaded:
     """Read what is new in the operational tables, type it, split off bad rows, and load it
-    into core, all in one transaction with the watermarks that say how far it was read.
+    into core. Each step commits its rows with the watermark that says how far it read (and
+    the dates it touched), so a run stopped at any point leaves a consistent state that the
+    next run continues from.
 
-    New is: `agent_performance` and `business_metrics` rows past the last id read;
-    `workflow_executions` and `agent_communications` rows changed since the latest
-    `updated_at` seen, less `settings.lookback` (they replace their earlier version). The
+    New is: `agent_performance` and `business_metrics` rows past the last id read, in id
+    order; `workflow_executions` and `agent_communications` rows changed since the latest
+    `updated_at` seen, less `settings.lookback_s` (they replace their earlier version). The
     registry and the targets are small and read whole. `full` reads everything again."""
     con = extract.open_source(settings.db_url)
     counts = {source: SourceCount(source) for source in DB_SOURCES}
-    touched = Touched(everything=full)
 
     def account(source: str, read: int, valid: int, bad: pl.DataFrame) -> None:
-        counts.setdefault(source, SourceCount(source)).add(read, valid, 0, bad.height)
+        counts[source].add(read, valid, 0, bad.height)
         store.add_rejected(run_id, run_started_at, bad)
 
     try:
@@ -283,63 +283,83 @@ def extract_database(
             if full:
                 store.clear_rejected(DB_SOURCES)
                 store.reset_watermarks(DB_SOURCES)
-            raw_agents = extract.read_table(con, "agents")
-            no_agents = rules.RuleContext(run_started_at, pl.Series(dtype=pl.String))
-            valid, bad = _split_db(
-                raw_agents,
-                "agents",
-                staging.stage_agents,
-                rules.agents_rules(no_agents),
-                _located("agents", "agent_id"),
-                pl.col("agent_id"),
-            )
-            store.clear_rejected(["agents"])
-            account("agents", raw_agents.height, valid.height, bad)
-            agents = core.dim_agents(valid.lazy()).collect().sort("agent_id")
-            if not full and store.has_table("core", "dim_agents"):
-                before = store.query("SELECT * FROM core.dim_agents ORDER BY agent_id")
-                touched.everything = touched.everything or not before.equals(agents)
-            store.replace_table("core", "dim_agents", agents)
-            ctx = rules.RuleContext(run_started_at, agents["agent_id"])
-
-            raw_targets = extract.read_table(con, "business_targets")
-            valid, bad = _split_db(
-                raw_targets.with_row_index("row", offset=1).with_columns(
-                    pl.col("row").cast(pl.String)
-                ),
-                "business_targets",
-                staging.stage_business_targets,
-                rules.business_target_rules(ctx),
-                _located("business_targets", "row"),
-                pl.lit(None),
-            )
-            store.clear_rejected(["business_targets"])
-            account("business_targets", raw_targets.height, valid.height, bad)
-            store.replace_table(
-                "core", "dim_business_targets", core.business_targets(valid.lazy()).collect()
-            )
-
-            _extract_tasks(con, store, ctx, agents, account, touched, run_id, full)
-            _extract_changed(con, store, settings, ctx, counts, touched, run_id, full)
-            _extract_metrics(con, store, ctx, account, touched, run_id, full)
-            store.add_touched(touched.to_frame())
-            if touched.everything and not full:
+                for table in DB_CORE_TABLES:
+                    _ensure_core(store, table, full=True)
+            agents, changed = _extract_registry(con, store, run_started_at, account)
+            if changed and not full:
                 # An agent moved: its tasks take the registry's department, everywhere.
                 store.con.execute(
                     "UPDATE core.fct_task_runs t SET department = a.department "
                     "FROM core.dim_agents a WHERE t.agent_id = a.agent_id "
                     "AND t.department IS DISTINCT FROM a.department"
                 )
+            store.add_touched(Touched(everything=full or changed).to_frame())
+        ctx = rules.RuleContext(run_started_at, agents["agent_id"])
+        _extract_tasks(con, store, ctx, agents, account, run_id)
+        _extract_changed(con, store, settings, ctx, counts, run_id, full)
+        _extract_metrics(con, store, ctx, account, run_id)
     finally:
         con.close()
-    return Loaded(known_agents=agents["agent_id"], counts=counts, touched=touched)
+    return Loaded(known_agents=agents["agent_id"], counts=counts)
 
 
-def _extract_tasks(con, store, ctx, agents, account, touched, run_id, full) -> None:  # type: ignore[no-untyped-def]
-    """agent_performance: append-only, read past the last id."""
-    _ensure_core(store, "fct_task_runs", full)
+DB_CORE_TABLES = [
+    "dim_agents",
+    "dim_business_targets",
+    "fct_task_runs",
+    "fct_workflow_runs",
+    "fct_messages",
+    "fct_business_metric_versions",
+    "fct_business_metrics",
+]
+
+
+def _extract_registry(con, store, run_started_at, account) -> tuple[pl.DataFrame, bool]:  # type: ignore[no-untyped-def]
+    """agents and business_targets, read whole; returns the registry and whether it changed
+    since the last run (which changes every period)."""
+    raw_agents = extract.read_table(con, "agents")
+    no_agents = rules.RuleContext(run_started_at, pl.Series(dtype=pl.String))
+    valid, bad = _split_db(
+        raw_agents,
+        "agents",
+        staging.stage_agents,
+        rules.agents_rules(no_agents),
+        _located("agents", "agent_id"),
+        pl.col("agent_id"),
+    )
+    store.clear_rejected(["agents"])
+    account("agents", raw_agents.height, valid.height, bad)
+    agents = core.dim_agents(valid.lazy()).collect().sort("agent_id")
+    changed = False
+    if store.has_table("core", "dim_agents"):
+        before = store.query("SELECT * FROM core.dim_agents ORDER BY agent_id")
+        changed = not before.equals(agents)
+    store.replace_table("core", "dim_agents", agents)
+    ctx = rules.RuleContext(run_started_at, agents["agent_id"])
+
+    raw_targets = extract.read_table(con, "business_targets")
+    valid, bad = _split_db(
+        raw_targets.with_row_index("row", offset=1).with_columns(pl.col("row").cast(pl.String)),
+        "business_targets",
+        staging.stage_business_targets,
+        rules.business_target_rules(ctx),
+        _located("business_targets", "row"),
+        pl.lit(None),
+    )
+    store.clear_rejected(["business_targets"])
+    account("business_targets", raw_targets.height, valid.height, bad)
+    store.replace_table(
+        "core", "dim_business_targets", core.business_targets(valid.lazy()).collect()
+    )
+    return agents, changed
+
+
+def _extract_tasks(con, store, ctx, agents, account, run_id) -> None:  # type: ignore[no-untyped-def]
+    """agent_performance: append-only, read past the last id in id order; each batch commits
+    with its watermark."""
+    _ensure_core(store, "fct_task_runs", full=False)
     last_id, _ = store.watermark("agent_performance")
-    rows = extract.RowFilter(after_id=last_id)
+    rows = extract.RowFilter(after_id=last_id, by_id=True)
     for raw in extract.iter_table(con, "agent_performance", SOURCE_BATCH_ROWS, rows):
         valid, bad = _split_db(
             raw,
@@ -349,17 +369,21 @@ def _extract_tasks(con, store, ctx, agents, account, touched, run_id, full) -> N
             _located("agent_performance", "id"),
             pl.col("agent_id"),
         )
-        account("agent_performance", raw.height, valid.height, bad)
         facts = core.task_facts(valid.lazy(), agents.lazy()).collect()
-        store.append_table("core", "fct_task_runs", facts)
+        touched = Touched()
         touched.add(facts, FACT_MOMENTS["fct_task_runs"])
         last_id = _max_int(raw, "id", last_id)
-    store.move_watermark("agent_performance", run_id, _utc_now(), last_id=last_id)
+        with store.transaction():
+            account("agent_performance", raw.height, valid.height, bad)
+            store.append_table("core", "fct_task_runs", facts)
+            store.move_watermark("agent_performance", run_id, _utc_now(), last_id=last_id)
+            store.add_touched(touched.to_frame())
 
 
-def _extract_changed(con, store, settings, ctx, counts, touched, run_id, full) -> None:  # type: ignore[no-untyped-def]
+def _extract_changed(con, store, settings, ctx, counts, run_id, full) -> None:  # type: ignore[no-untyped-def]
     """workflow_executions and agent_communications: rows change, so each row read replaces
-    its earlier version (or, when it is now bad, removes it)."""
+    its earlier version (or, when it is now bad, removes it). Rows are not read in the order
+    of their updated_at, so each table commits once, with its watermark."""
     sender_unknown = ~pl.col("sender_agent_id").is_in(ctx.known_agents.implode())
     specs = [
         (
@@ -387,51 +411,97 @@ def _extract_changed(con, store, settings, ctx, counts, touched, run_id, full) -
         ),
     ]
     for source, table, source_key, core_key, stage_fn, table_rules, agent, facts_fn in specs:
-        _ensure_core(store, table, full)
-        _, seen = store.watermark(source)
-        since = None if seen is None else seen - timedelta(seconds=settings.lookback_s)
-        rows = extract.RowFilter(changed_since=since)
-        for raw in extract.iter_table(con, source, SOURCE_BATCH_ROWS, rows):
-            valid, bad = _split_db(
-                raw, source, stage_fn, table_rules, _located(source, source_key), agent
+        with store.transaction():
+            _load_changed(
+                con,
+                store,
+                settings,
+                ctx,
+                counts,
+                run_id,
+                full,
+                source,
+                table,
+                source_key,
+                core_key,
+                stage_fn,
+                table_rules,
+                agent,
+                facts_fn,
             )
-            facts = facts_fn(valid.lazy()).collect()
-            keys = raw[source_key]
-            if core_key == "message_row_id":
-                keys = keys.cast(pl.Int64, strict=False)
-            unchanged = 0
-            if not full:
-                before = store.rows_with_keys("core", table, core_key, keys.drop_nulls())
-                # A row read again as it already is in core adds nothing: a duplicate.
-                same = facts.join(before, on=facts.columns, how="semi", nulls_equal=True)
-                facts = facts.join(same.select(core_key), on=core_key, how="anti")
-                unchanged = same.height
-                replaced = before.join(same.select(core_key), on=core_key, how="anti")
-                # The periods of the earlier versions change too.
-                touched.add(replaced, FACT_MOMENTS[table])
-                if table == "fct_workflow_runs":
-                    touched.add_onward(replaced, FACT_MOMENTS[table])
-                store.delete_keys("core", table, core_key, replaced[core_key])
-                locations = raw.select(_located(source, source_key).alias("location"))
-                store.forget_rejected(source, locations["location"])
-            counts.setdefault(source, SourceCount(source)).add(
-                raw.height, valid.height - unchanged, unchanged, bad.height
-            )
-            store.add_rejected(run_id, ctx.run_started_at, bad)
-            store.append_table("core", table, facts)
-            touched.add(facts, FACT_MOMENTS[table])
+
+
+def _load_changed(  # type: ignore[no-untyped-def]
+    con,
+    store,
+    settings,
+    ctx,
+    counts,
+    run_id,
+    full,
+    source,
+    table,
+    source_key,
+    core_key,
+    stage_fn,
+    table_rules,
+    agent,
+    facts_fn,
+) -> None:
+    """One changing table, inside the caller's transaction."""
+    _ensure_core(store, table, full=False)
+    touched = Touched()
+    _, seen = store.watermark(source)
+    since = None if seen is None else seen - timedelta(seconds=settings.lookback_s)
+    rows = extract.RowFilter(changed_since=since)
+    for raw in extract.iter_table(con, source, SOURCE_BATCH_ROWS, rows):
+        valid, bad = _split_db(
+            raw, source, stage_fn, table_rules, _located(source, source_key), agent
+        )
+        facts = facts_fn(valid.lazy()).collect()
+        keys = raw[source_key]
+        if core_key == "message_row_id":
+            keys = keys.cast(pl.Int64, strict=False)
+        unchanged = 0
+        if not full:
+            before = store.rows_with_keys("core", table, core_key, keys.drop_nulls())
+            # A row read again as it already is in core adds nothing: a duplicate.
+            same = facts.join(before, on=facts.columns, how="semi", nulls_equal=True)
+            facts = facts.join(same.select(core_key), on=core_key, how="anti")
+            unchanged = same.height
+            replaced = before.join(same.select(core_key), on=core_key, how="anti")
+            # The periods of the earlier versions change too.
+            touched.add(replaced, FACT_MOMENTS[table])
             if table == "fct_workflow_runs":
-                touched.add_onward(facts, FACT_MOMENTS[table])
-            latest = facts["updated_at"].max()
-            if latest is not None and (seen is None or latest > seen):
-                seen = latest
-        store.move_watermark(source, run_id, _utc_now(), last_updated_at=seen)
+                touched.add_onward(replaced, FACT_MOMENTS[table])
+            store.delete_keys("core", table, core_key, replaced[core_key])
+            locations = raw.select(_located(source, source_key).alias("location"))
+            store.forget_rejected(source, locations["location"])
+        counts.setdefault(source, SourceCount(source)).add(
+            raw.height, valid.height - unchanged, unchanged, bad.height
+        )
+        store.add_rejected(run_id, ctx.run_started_at, bad)
+        store.append_table("core", table, facts)
+        touched.add(facts, FACT_MOMENTS[table])
+        if table == "fct_workflow_runs":
+            touched.add_onward(facts, FACT_MOMENTS[table])
+        latest = facts["updated_at"].max()
+        if latest is not None and (seen is None or latest > seen):
+            seen = latest
+    store.move_watermark(source, run_id, _utc_now(), last_updated_at=seen)
+    store.add_touched(touched.to_frame())
 
 
-def _extract_metrics(con, store, ctx, account, touched, run_id, full) -> None:  # type: ignore[no-untyped-def]
+def _extract_metrics(con, store, ctx, account, run_id) -> None:  # type: ignore[no-untyped-def]
     """business_metrics: append-only versions past the last id; the figures (restatements
-    resolved) are recomputed from every version, which is small."""
-    _ensure_core(store, "fct_business_metric_versions", full)
+    resolved) are recomputed from every version, which is small. One transaction."""
+    with store.transaction():
+        _load_metrics(con, store, ctx, account, run_id)
+
+
+def _load_metrics(con, store, ctx, account, run_id) -> None:  # type: ignore[no-untyped-def]
+    _ensure_core(store, "fct_business_metric_versions", full=False)
+    touched = Touched()
     last_id, _ = store.watermark("business_metrics")
     raw = extract.read_table(con, "business_metrics", extract.RowFilter(after_id=last_id))
     valid, bad = _split_db(
@@ -455,6 +525,7 @@ def _extract_metrics(con, store, ctx, account, touched, run_id, full) -> None:  
     store.move_watermark(
         "business_metrics", run_id, _utc_now(), last_id=_max_int(raw, "id", last_id)
     )
+    store.add_touched(touched.to_frame())
 
 
 EVENT_CORE_TABLES = [
@@ -474,12 +545,13 @@ def extract_logs(
     full: bool,
 ) -> Loaded:
     """Read the log files not read before, decode, type, split off bad lines, and load the
-    events that are not in core yet, in one transaction with the files' manifest entries.
+    events that are not in core yet. Each batch of files commits with their manifest entries
+    (ops.log_files) and the dates it touched, so a run stopped at any point leaves every file
+    either read or not.
 
-    A file whose content repeats one already read (delivered twice under another name) is
+    A file whose text repeats one already read (delivered twice under another name) is
     recorded but adds nothing: its lines count as duplicates. `full` reads every file again."""
     count = SourceCount("logs")
-    touched = Touched(everything=full)
     ctx = rules.RuleContext(run_started_at, known_agents)
     event_rules = rules.log_event_rules(ctx)
     interval_s = settings.kpi.heartbeat_interval_s
@@ -489,44 +561,49 @@ def extract_logs(
             store.clear_rejected(["logs"])
         for table in EVENT_CORE_TABLES:
             _ensure_core(store, table, full)
-        manifest = store.log_manifest()
-        read_before = set(manifest["path"].to_list())
-        files = [f for f in extract.list_log_files(settings.logs_dir) if f.path not in read_before]
-        checksums = dict(zip(manifest["checksum"], manifest["path"], strict=True))
-        for lines, read in extract.read_new_log_lines(settings.logs_dir, files, checksums):
-            copied = int(read.filter(pl.col("copy_of").is_not_null())["lines"].sum())
-            staged = staging.stage_log_events(
-                lines.lazy().with_row_index("read_order", offset=count.read)
-            ).collect()
-            valid, bad = rules.split_by_rules(staged, event_rules)
-            loaded = 0
-            for table, frame in core.event_facts(valid.lazy()).items():
-                facts = frame.collect()
-                loaded += store.insert_new_events(table, facts, core.EVENT_KEY)
-                reach = interval_s if table == "fct_heartbeats" else 0.0
-                touched.add(facts, ["ts"], reach)
-            if bad.height:
-                bad = extract.raw_log_lines(settings.logs_dir, bad.sort("file", "line_no"))
-                store.add_rejected(
-                    run_id,
-                    run_started_at,
-                    _quarantine_rows(
-                        bad,
-                        "logs",
-                        pl.format("{}:{}", "file", "line_no"),
-                        pl.col("agent_id"),
-                        pl.col("raw_payload"),
-                    ),
+        store.add_touched(Touched(everything=full).to_frame())
+    manifest = store.log_manifest()
+    read_before = set(manifest["path"].to_list())
+    files = [f for f in extract.list_log_files(settings.logs_dir) if f.path not in read_before]
+    checksums = dict(zip(manifest["checksum"], manifest["path"], strict=True))
+    for lines, read in extract.read_new_log_lines(settings.logs_dir, files, checksums):
+        copied = int(read.filter(pl.col("copy_of").is_not_null())["lines"].sum())
+        staged = staging.stage_log_events(
+            lines.lazy().with_row_index("read_order", offset=count.read)
+        ).collect()
+        valid, bad = rules.split_by_rules(staged, event_rules)
+        if bad.height:
+            bad = extract.raw_log_lines(settings.logs_dir, bad.sort("file", "line_no"))
+        facts = {table: frame.collect() for table, frame in core.event_facts(valid.lazy()).items()}
+        touched = Touched()
+        for table, frame in facts.items():
+            touched.add(frame, ["ts"], interval_s if table == "fct_heartbeats" else 0.0)
+        with store.transaction():
+            loaded = sum(
+                store.insert_new_events(table, frame, core.EVENT_KEY)
+                for table, frame in facts.items()
+            )
+            store.add_rejected(
+                run_id,
+                run_started_at,
+                _quarantine_rows(
+                    bad,
+                    "logs",
+                    pl.format("{}:{}", "file", "line_no"),
+                    pl.col("agent_id"),
+                    pl.col("raw_payload"),
                 )
-            duplicates = valid.height - loaded + copied
-            count.add(lines.height + copied, loaded, duplicates, bad.height)
+                if bad.height
+                else pl.DataFrame(),
+            )
             store.add_log_files(
                 read.with_columns(
                     pl.lit(run_id).alias("run_id"), pl.lit(_utc_now()).alias("read_at")
                 )
             )
-        store.add_touched(touched.to_frame())
-    return Loaded(known_agents=known_agents, counts={"logs": count}, touched=touched)
+            store.add_touched(touched.to_frame())
+        count.add(lines.height + copied, loaded, valid.height - loaded + copied, bad.height)
+    return Loaded(known_agents=known_agents, counts={"logs": count})
 
 
 # ---------------------------------------------------------------------------------------------
