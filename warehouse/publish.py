@@ -29,7 +29,9 @@ def publish(store: StateStore, target: Path, run_id: str) -> Path:
     it in for `target` in one atomic rename. Returns `target`."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.{run_id}.tmp")
-    for leftover in (staging, staging.with_name(staging.name + ".wal")):
+    # What a run killed while publishing left behind (only one pipeline runs at a time: the
+    # state database's lock sees to that).
+    for leftover in target.parent.glob(f".{target.name}.*.tmp*"):
         leftover.unlink(missing_ok=True)
     con = store.con
     con.execute(f"ATTACH '{staging}' AS pub")
