@@ -9,9 +9,11 @@ every mart must equal that of one full run on the final data.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
 from flows import pipeline
@@ -22,12 +24,12 @@ from tests.conftest import RUN_STARTED_AT, settings_for
 from tests.support.compare import assert_frames_match
 from tests.support.replay import Replay
 from warehouse.catalog import MART_KEYS
-from warehouse.store import state_path_for
+from warehouse.store import StateStore, state_path_for
 
 BATCHES = 4
 
 
-def _failing_checks(store, built):  # type: ignore[no-untyped-def]
+def _failing_checks(*_):  # type: ignore[no-untyped-def]
     return [CheckResult("marts", "marts.system_kpis", "expect_failure", None, False, "", "")]
 
 
@@ -122,3 +124,25 @@ def test_a_run_without_new_data_changes_no_mart_row_and_says_so(replayed) -> Non
 def test_the_run_after_a_failed_one_recomputes_what_the_failed_one_loaded(replayed, mart) -> None:  # type: ignore[no-untyped-def]
     _, _, _, (ours, theirs) = replayed
     assert_frames_match(ours[mart], theirs[mart], MART_KEYS[mart])
+
+
+def test_an_incremental_run_checks_the_input_of_the_days_it_touched(
+    replayed, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    incremental, _, _, _ = replayed
+    seen = {}
+    monkeypatch.setattr(pipeline, "validate_staged", lambda staged: seen.update(staged) or [])
+    monkeypatch.setattr(pipeline, "validate_marts", lambda built: [])
+    store = StateStore(state_path_for(incremental.warehouse))
+    try:
+        day = date(2026, 10, 28)
+        checks = pipeline.validate(store, {}, pl.Series([day]))
+        everything = store.scalar("SELECT count(*) FROM core.fct_task_runs")
+    finally:
+        store.close()
+    tasks = seen["fct_task_runs"]
+    assert tasks.height > 0
+    assert tasks["completed_at"].dt.date().unique().to_list() == [day]
+    assert tasks.height < everything
+    assert seen["dim_agents"].height > 0  # small tables are checked whole
+    assert all(c.success for c in checks)
