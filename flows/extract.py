@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import math
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -256,16 +257,49 @@ class LogFile:
     size_bytes: int
 
 
-def list_log_files(logs_dir: Path) -> list[LogFile]:
-    """Every `.jsonl` and `.jsonl.gz` file under the logs directory, sorted by path."""
+LOG_DIR_COLUMNS = {"path": pl.String, "mtime_ns": pl.Int64, "has_subdirs": pl.Boolean}
+# A directory modified this recently may still change within the same clock tick of its
+# mtime: it is listed again next time.
+SETTLED_NS = 2_000_000_000
+
+
+def list_changed_log_files(
+    logs_dir: Path, listed: dict[str, tuple[int, bool]], now_ns: int
+) -> tuple[list[LogFile], pl.DataFrame]:
+    """The log files of the directories that changed since they were `listed` (relative
+    path → (mtime_ns, had subdirectories) when last listed), sorted by path; and every
+    directory's state to remember (LOG_DIR_COLUMNS).
+
+    Adding or renaming a file into a directory changes the directory's mtime, so a directory
+    with the same mtime, and no subdirectories, holds the files it held: it is not listed
+    again. A visible log file never changes (the contract), so its size is final. An hourly
+    run on a year of history so lists one day's directory instead of 250,000 files."""
     if not logs_dir.is_dir():
         raise SourceError(f"logs directory not found: {logs_dir}")
-    files = [
-        LogFile(str(path.relative_to(logs_dir)), path.stat().st_size)
-        for path in logs_dir.rglob("*")
-        if path.name.endswith(LOG_SUFFIXES) and path.is_file()
-    ]
-    return sorted(files, key=lambda f: f.path)
+    files: list[LogFile] = []
+    states: list[tuple[str, int, bool]] = []
+    pending = [logs_dir]
+    while pending:
+        directory = pending.pop()
+        relative = "" if directory == logs_dir else str(directory.relative_to(logs_dir))
+        mtime_ns = directory.stat().st_mtime_ns
+        before = listed.get(relative)
+        if before is not None and before == (mtime_ns, False):
+            states.append((relative, mtime_ns, False))
+            continue
+        subdirs = False
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs = True
+                    pending.append(Path(entry.path))
+                elif entry.name.endswith(LOG_SUFFIXES) and entry.is_file():
+                    path = str(Path(entry.path).relative_to(logs_dir))
+                    files.append(LogFile(path, entry.stat().st_size))
+        settled = now_ns - mtime_ns > SETTLED_NS
+        states.append((relative, mtime_ns if settled else -1, subdirs))
+    frame = pl.DataFrame(states, schema=LOG_DIR_COLUMNS, orient="row")
+    return sorted(files, key=lambda f: f.path), frame
 
 
 def read_log_bytes(path: Path) -> bytes:

@@ -564,7 +564,10 @@ def extract_logs(
         store.add_touched(Touched(everything=full).to_frame())
     manifest = store.log_manifest()
     read_before = set(manifest["path"].to_list())
-    files = [f for f in extract.list_log_files(settings.logs_dir) if f.path not in read_before]
+    listed, dirs = extract.list_changed_log_files(
+        settings.logs_dir, store.log_dirs(), time.time_ns()
+    )
+    files = [f for f in listed if f.path not in read_before]
     checksums = dict(zip(manifest["checksum"], manifest["path"], strict=True))
     for lines, read in extract.read_new_log_lines(settings.logs_dir, files, checksums):
         copied = int(read.filter(pl.col("copy_of").is_not_null())["lines"].sum())
@@ -603,6 +606,8 @@ def extract_logs(
             )
             store.add_touched(touched.to_frame())
         count.add(lines.height + copied, loaded, valid.height - loaded + copied, bad.height)
+    with store.transaction():  # every file listed is read: its directory need not be again
+        store.replace_log_dirs(dirs)
     return Loaded(known_agents=known_agents, counts={"logs": count})
 
 

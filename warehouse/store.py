@@ -67,6 +67,15 @@ COMMENT ON TABLE ops.log_files IS
     'every log file read, with its checksum; copy_of names the file it repeats byte for byte '
     '(a file delivered twice adds nothing)';
 
+CREATE TABLE IF NOT EXISTS ops.log_dirs (
+    path VARCHAR PRIMARY KEY,
+    mtime_ns BIGINT NOT NULL,
+    has_subdirs BOOLEAN NOT NULL
+);
+COMMENT ON TABLE ops.log_dirs IS
+    'each log directory as last listed: one whose mtime has not changed since (and that has '
+    'no subdirectories) holds no new file and is not listed again';
+
 CREATE TABLE IF NOT EXISTS ops.touched_days (
     kind VARCHAR NOT NULL,
     day DATE
@@ -302,8 +311,19 @@ class StateStore:
         self.append_table("ops", "log_files", files)
 
     def clear_log_manifest(self) -> None:
-        """Forget every log file read (a full refresh)."""
+        """Forget every log file read, and every directory listed (a full refresh)."""
         self.con.execute("DELETE FROM ops.log_files")
+        self.con.execute("DELETE FROM ops.log_dirs")
+
+    def log_dirs(self) -> dict[str, tuple[int, bool]]:
+        """Each log directory as last listed: relative path → (mtime_ns, has_subdirs)."""
+        rows = self.con.execute("SELECT path, mtime_ns, has_subdirs FROM ops.log_dirs").fetchall()
+        return {path: (mtime, subdirs) for path, mtime, subdirs in rows}
+
+    def replace_log_dirs(self, dirs: pl.DataFrame) -> None:
+        """Remember how the log directories looked when listed (after their files are read)."""
+        self.con.execute("DELETE FROM ops.log_dirs")
+        self.append_table("ops", "log_dirs", dirs)
 
     def drop_stage(self) -> None:
         """Drop the `stage` schema of earlier versions (rows now load straight into core)."""
