@@ -312,27 +312,6 @@ def read_log_bytes(path: Path) -> bytes:
     return data
 
 
-def read_log_lines(logs_dir: Path, files: Iterable[LogFile]) -> Iterator[pl.DataFrame]:
-    """Decoded log lines of the given files, in batches of about `BATCH_BYTES`.
-
-    One row per line, in file order then line order: file, line_no (from 1), parse_error
-    (NULL, `not_json` or `wrong_type:<field>`) and the event's fields (see LOG_FIELDS).
-    Files are read one after another: with the page cache warm, a thread pool costs more
-    than it saves (docs/benchmarks.md).
-    """
-    batch: list[tuple[str, bytes]] = []
-    size = 0
-    for log_file in files:
-        data = read_log_bytes(logs_dir / log_file.path)
-        batch.append((log_file.path, data))
-        size += len(data)
-        if size >= BATCH_BYTES:
-            yield _decode_batch(batch)
-            batch, size = [], 0
-    if batch:
-        yield _decode_batch(batch)
-
-
 LOG_MANIFEST_COLUMNS = {
     "path": pl.String,
     "size_bytes": pl.Int64,
@@ -350,7 +329,13 @@ def checksum(data: bytes) -> str:
 def read_new_log_lines(
     logs_dir: Path, files: Iterable[LogFile], known: dict[str, str]
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
-    """Like `read_log_lines`, with each batch's manifest entries (LOG_MANIFEST_COLUMNS).
+    """Decoded log lines of the given files, in batches of about `BATCH_BYTES`, each with
+    its files' manifest entries (LOG_MANIFEST_COLUMNS).
+
+    One row per line, in file order then line order: file, line_no (from 1), parse_error
+    (NULL, `not_json` or `wrong_type:<field>`) and the event's fields (see LOG_FIELDS).
+    Files are read one after another: with the page cache warm, reader threads cost more
+    than they save (docs/benchmarks.md).
 
     `known` maps the checksums of files read before to their paths. A file whose text has
     a known checksum (or repeats a file earlier in this read) is not decoded: its entry names

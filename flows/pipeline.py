@@ -209,15 +209,6 @@ class Touched:
         touched.onward_from = onward  # type: ignore[assignment]
         return touched
 
-    def merge(self, other: Touched) -> None:
-        """Add another stage's touched dates."""
-        self.days += other.days
-        self.everything = self.everything or other.everything
-        if other.onward_from is not None and (
-            self.onward_from is None or other.onward_from < self.onward_from
-        ):
-            self.onward_from = other.onward_from
-
 
 @dataclass
 class Loaded:
@@ -380,75 +371,61 @@ def _extract_tasks(con, store, ctx, agents, account, run_id) -> None:  # type: i
             store.add_touched(touched.to_frame())
 
 
+@dataclass(frozen=True)
+class ChangingTable:
+    """A source table whose rows change after they are first read."""
+
+    source: str
+    table: str  # its core table
+    source_key: str  # the row's key at the source
+    core_key: str  # the same key in core
+    key_type: type[pl.DataType]  # the core key's type
+    stage_fn: Callable[[pl.LazyFrame], pl.LazyFrame]
+    table_rules: list[rules.Rule]
+    agent: pl.Expr  # the agent a quarantined row is filed under
+    facts_fn: Callable[[pl.LazyFrame], pl.LazyFrame]
+
+
 def _extract_changed(con, store, settings, ctx, counts, run_id, full) -> None:  # type: ignore[no-untyped-def]
     """workflow_executions and agent_communications: rows change, so each row read replaces
     its earlier version (or, when it is now bad, removes it). Rows are not read in the order
     of their updated_at, so each table commits once, with its watermark."""
     sender_unknown = ~pl.col("sender_agent_id").is_in(ctx.known_agents.implode())
     specs = [
-        (
-            "workflow_executions",
-            "fct_workflow_runs",
-            "workflow_id",
-            "workflow_id",
-            staging.stage_workflows,
-            rules.workflow_rules(ctx),
-            pl.col("initiator_agent_id"),
-            lambda valid: core.latest_versions(core.workflow_facts(valid), "workflow_id"),
+        ChangingTable(
+            source="workflow_executions",
+            table="fct_workflow_runs",
+            source_key="workflow_id",
+            core_key="workflow_id",
+            key_type=pl.String,
+            stage_fn=staging.stage_workflows,
+            table_rules=rules.workflow_rules(ctx),
+            agent=pl.col("initiator_agent_id"),
+            facts_fn=lambda valid: core.latest_versions(core.workflow_facts(valid), "workflow_id"),
         ),
-        (
-            "agent_communications",
-            "fct_messages",
-            "id",
-            "message_row_id",
-            staging.stage_messages,
-            rules.message_rules(ctx),
-            pl.coalesce(
+        ChangingTable(
+            source="agent_communications",
+            table="fct_messages",
+            source_key="id",
+            core_key="message_row_id",
+            key_type=pl.Int64,
+            stage_fn=staging.stage_messages,
+            table_rules=rules.message_rules(ctx),
+            agent=pl.coalesce(
                 pl.when(sender_unknown).then(pl.col("sender_agent_id")),
                 pl.col("receiver_agent_id"),
             ),
-            core.message_facts,
+            facts_fn=core.message_facts,
         ),
     ]
-    for source, table, source_key, core_key, stage_fn, table_rules, agent, facts_fn in specs:
+    for spec in specs:
         with store.transaction():
-            _load_changed(
-                con,
-                store,
-                settings,
-                ctx,
-                counts,
-                run_id,
-                full,
-                source,
-                table,
-                source_key,
-                core_key,
-                stage_fn,
-                table_rules,
-                agent,
-                facts_fn,
-            )
+            _load_changed(con, store, settings, ctx, counts, run_id, full, spec)
 
 
-def _load_changed(  # type: ignore[no-untyped-def]
-    con,
-    store,
-    settings,
-    ctx,
-    counts,
-    run_id,
-    full,
-    source,
-    table,
-    source_key,
-    core_key,
-    stage_fn,
-    table_rules,
-    agent,
-    facts_fn,
-) -> None:
+def _load_changed(con, store, settings, ctx, counts, run_id, full, spec: ChangingTable) -> None:  # type: ignore[no-untyped-def]
     """One changing table, inside the caller's transaction."""
+    source, table, source_key, core_key = spec.source, spec.table, spec.source_key, spec.core_key
     _ensure_core(store, table, full=False)
     touched = Touched()
     _, seen = store.watermark(source)
@@ -456,12 +433,10 @@ def _load_changed(  # type: ignore[no-untyped-def]
     rows = extract.RowFilter(changed_since=since)
     for raw in extract.iter_table(con, source, SOURCE_BATCH_ROWS, rows):
         valid, bad = _split_db(
-            raw, source, stage_fn, table_rules, _located(source, source_key), agent
+            raw, source, spec.stage_fn, spec.table_rules, _located(source, source_key), spec.agent
         )
-        facts = facts_fn(valid.lazy()).collect()
-        keys = raw[source_key]
-        if core_key == "message_row_id":
-            keys = keys.cast(pl.Int64, strict=False)
+        facts = spec.facts_fn(valid.lazy()).collect()
+        keys = raw[source_key].cast(spec.key_type, strict=False)
         unchanged = 0
         if not full:
             before = store.rows_with_keys("core", table, core_key, keys.drop_nulls())

@@ -33,15 +33,7 @@ def periods_overlapping(first: date, last: date, kinds: tuple[str, ...] = PERIOD
 
     One row per (period, period_start), with `period_end`; sorted.
     """
-    days = pl.DataFrame({"day": pl.date_range(first, last, "1d", eager=True)})
-    frames = [
-        days.select(
-            pl.lit(kind).alias("period"),
-            period_start(pl.col("day"), kind).alias("period_start"),
-        ).unique()
-        for kind in kinds
-    ]
-    return with_period_end(pl.concat(frames)).sort(PERIOD_KEYS)
+    return periods_containing(pl.date_range(first, last, "1d", eager=True), kinds)
 
 
 def with_period_end(periods: pl.DataFrame) -> pl.DataFrame:

@@ -215,20 +215,6 @@ class StateStore:
         finally:
             self.con.unregister("_shape")
 
-    def upsert_table(self, schema: str, table: str, frame: pl.DataFrame, key: str) -> None:
-        """Insert the rows of `frame`, replacing the rows of `schema.table` with the same
-        `key` (the table must exist)."""
-        if frame.is_empty():
-            return
-        self.con.register("_incoming", frame)
-        try:
-            self.con.execute(
-                f"DELETE FROM {schema}.{table} WHERE {key} IN (SELECT {key} FROM _incoming)"
-            )
-            self.con.execute(f"INSERT INTO {schema}.{table} BY NAME SELECT * FROM _incoming")
-        finally:
-            self.con.unregister("_incoming")
-
     def rows_with_keys(self, schema: str, table: str, key: str, values: pl.Series) -> pl.DataFrame:
         """The rows of `schema.table` whose `key` is one of `values`."""
         self.con.register("_keys", values.rename("k").to_frame())

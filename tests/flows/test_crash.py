@@ -18,12 +18,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from flows.pipeline import run_pipeline
 from tests.conftest import RUN_STARTED_AT, settings_for
-from tests.support.compare import assert_frames_match
+from tests.support.compare import assert_frames_match, published_marts
 from tests.support.replay import Replay
 from warehouse.catalog import MART_KEYS
 
@@ -62,14 +61,6 @@ KILL_POINTS = {
 }
 
 
-def _marts(warehouse: Path) -> dict:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return {name: con.execute(f"SELECT * FROM marts.{name}").pl() for name in MART_KEYS}
-    finally:
-        con.close()
-
-
 @pytest.fixture(scope="module")
 def two_batches(flawed_platform: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A platform whose first batch is loaded and published (the baseline), its second batch
@@ -85,7 +76,7 @@ def two_batches(flawed_platform: Path, tmp_path_factory: pytest.TempPathFactory)
         uninterrupted.warehouse.parent.mkdir(exist_ok=True)
         shutil.copyfile(baseline.warehouse.parent / name, uninterrupted.warehouse.parent / name)
     run_pipeline(uninterrupted, run_started_at=RUN_STARTED_AT)
-    return root, baseline, _marts(uninterrupted.warehouse)
+    return root, baseline, published_marts(uninterrupted.warehouse)
 
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
@@ -96,7 +87,7 @@ def test_a_run_killed_at_any_point_leaves_the_old_marts_and_the_next_run_complet
     warehouse = tmp_path / "warehouse.duckdb"
     for name in ("warehouse.duckdb", "warehouse.state.duckdb"):
         shutil.copyfile(baseline.warehouse.parent / name, tmp_path / name)
-    before = _marts(warehouse)
+    before = published_marts(warehouse)
     child = subprocess.Popen(
         [
             sys.executable,
@@ -120,14 +111,14 @@ def test_a_run_killed_at_any_point_leaves_the_old_marts_and_the_next_run_complet
 
     # A reader sees the previous complete marts, from a file it can open.
     assert not Path(str(warehouse) + ".wal").exists()
-    after_kill = _marts(warehouse)
+    after_kill = published_marts(warehouse)
     for name in MART_KEYS:
         assert after_kill[name].equals(before[name]), name
 
     # The next run completes, and its marts equal those of an uninterrupted run.
     result = run_pipeline(settings_for(root / "platform", warehouse), run_started_at=RUN_STARTED_AT)
     assert result.status == "succeeded"
-    final = _marts(warehouse)
+    final = published_marts(warehouse)
     for name, keys in MART_KEYS.items():
         assert_frames_match(final[name], expected[name], keys)
     assert not list(tmp_path.glob(".warehouse.duckdb.*.tmp*"))

@@ -21,7 +21,7 @@ from flows.pipeline import PipelineError, RunResult, run_pipeline
 from flows.settings import Settings
 from quality.expectations import CheckResult
 from tests.conftest import RUN_STARTED_AT, settings_for
-from tests.support.compare import assert_frames_match
+from tests.support.compare import assert_frames_match, published_marts
 from tests.support.replay import Replay
 from warehouse.catalog import MART_KEYS
 from warehouse.store import StateStore, state_path_for
@@ -31,14 +31,6 @@ BATCHES = 4
 
 def _failing_checks(*_):  # type: ignore[no-untyped-def]
     return [CheckResult("marts", "marts.system_kpis", "expect_failure", None, False, "", "")]
-
-
-def _marts(warehouse: Path) -> dict:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return {name: con.execute(f"SELECT * FROM marts.{name}").pl() for name in MART_KEYS}
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +56,10 @@ def replayed(
         if k == 1:
             at_failure = settings_for(root / "platform", root / "full-1" / "warehouse.duckdb")
             run_pipeline(at_failure, run_started_at=RUN_STARTED_AT, full_refresh=True)
-            recovered = (_marts(incremental.warehouse), _marts(at_failure.warehouse))
+            recovered = (
+                published_marts(incremental.warehouse),
+                published_marts(at_failure.warehouse),
+            )
     full = settings_for(root / "platform", root / "full" / "warehouse.duckdb")
     run_pipeline(full, run_started_at=RUN_STARTED_AT, full_refresh=True)
     return incremental, results, full, recovered
@@ -83,7 +78,10 @@ def test_the_first_run_is_full_and_the_later_ones_incremental(replayed) -> None:
 @pytest.mark.parametrize("mart", list(MART_KEYS))
 def test_incremental_runs_end_with_the_marts_of_one_full_run(replayed, mart: str) -> None:  # type: ignore[no-untyped-def]
     incremental, _, full, _ = replayed
-    ours, theirs = _marts(incremental.warehouse)[mart], _marts(full.warehouse)[mart]
+    ours, theirs = (
+        published_marts(incremental.warehouse)[mart],
+        published_marts(full.warehouse)[mart],
+    )
     assert theirs.height > 0
     assert_frames_match(ours, theirs, MART_KEYS[mart])
 
@@ -110,9 +108,9 @@ def test_a_file_delivered_twice_adds_nothing(replayed) -> None:  # type: ignore[
 
 def test_a_run_without_new_data_changes_no_mart_row_and_says_so(replayed) -> None:  # type: ignore[no-untyped-def]
     incremental, _, _, _ = replayed
-    before = _marts(incremental.warehouse)
+    before = published_marts(incremental.warehouse)
     result = run_pipeline(incremental, run_started_at=RUN_STARTED_AT)
-    after = _marts(incremental.warehouse)
+    after = published_marts(incremental.warehouse)
     assert result.message == "no new data; marts unchanged"
     assert result.counts["agent_performance"].read == 0
     assert result.counts["logs"].read == 0

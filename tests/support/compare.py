@@ -1,10 +1,15 @@
-"""Compare two versions of a mart: same keys, same columns, floats equal to a tolerance."""
+"""Compare two versions of a mart: same keys, same columns, floats equal to a tolerance;
+and read the marts of a published file."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import duckdb
 import polars as pl
+
+from warehouse.catalog import MART_KEYS
 
 
 def assert_frames_match(
@@ -38,3 +43,12 @@ def assert_frames_match(
                 problems.append(f"{column} at {key}: ours {x!r}, theirs {y!r}")
                 break
     assert not problems, "\n".join(problems)
+
+
+def published_marts(warehouse: Path) -> dict[str, pl.DataFrame]:
+    """Every mart of a published warehouse file, read as a BI tool reads it (read-only)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return {name: con.execute(f"SELECT * FROM marts.{name}").pl() for name in MART_KEYS}
+    finally:
+        con.close()
