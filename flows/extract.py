@@ -423,35 +423,43 @@ _FLOAT_FIELDS = frozenset(f for f, t in LOG_FIELDS.items() if t == pl.Float64)
 
 
 def _decode_lines(batch: list[tuple[str, bytes]]) -> pl.DataFrame:
-    """Decode files line by line, typing each field as the strict decoder does: integers
-    for the queues, finite numbers for cpu and memory, text (or a number's text) for the
-    rest. A line that is not a JSON object is `not_json`; a field of another type is NULL
-    and the line is `wrong_type:<field>`."""
+    """Decode files line by line (see `decode_log_lines`)."""
+    return decode_log_lines(
+        (name, line_no, line)
+        for name, data in batch
+        for line_no, line in enumerate(data.split(b"\n")[:-1], start=1)
+    )
+
+
+def decode_log_lines(lines: Iterable[tuple[str, int, bytes]]) -> pl.DataFrame:
+    """Decode (file, line_no, text) lines one by one, typing each field as the strict decoder
+    does: integers for the queues, finite numbers for cpu and memory, text (or a number's
+    text) for the rest. A line that is not a JSON object is `not_json`; a field of another
+    type is NULL and the line is `wrong_type:<field>`."""
     columns: dict[str, list[object]] = {name: [] for name in LOG_LINE_COLUMNS}
     files, line_nos, errors = columns["file"], columns["line_no"], columns["parse_error"]
     fields = [(name, columns[name]) for name in LOG_FIELDS]
-    for name, data in batch:
-        for line_no, line in enumerate(data.split(b"\n")[:-1], start=1):
-            files.append(name)
-            line_nos.append(line_no)
-            try:
-                event = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                event = None
-            if type(event) is not dict:
-                errors.append("not_json")
-                for _, values in fields:
-                    values.append(None)
-                continue
-            error = None
-            for field, values in fields:
-                value = event.get(field)
-                if value is not None:
-                    value, ok = _typed(field, value)
-                    if not ok and error is None:
-                        error = f"wrong_type:{field}"
-                values.append(value)
-            errors.append(error)
+    for name, line_no, line in lines:
+        files.append(name)
+        line_nos.append(line_no)
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            event = None
+        if type(event) is not dict:
+            errors.append("not_json")
+            for _, values in fields:
+                values.append(None)
+            continue
+        error = None
+        for field, values in fields:
+            value = event.get(field)
+            if value is not None:
+                value, ok = _typed(field, value)
+                if not ok and error is None:
+                    error = f"wrong_type:{field}"
+            values.append(value)
+        errors.append(error)
     return pl.DataFrame(columns, schema=LOG_LINE_COLUMNS)
 
 

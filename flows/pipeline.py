@@ -63,12 +63,17 @@ class SourceCount:
     loaded: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    from_quarantine: int = 0  # of `read`: rows read again from the quarantine
 
     def add(self, read: int, loaded: int, duplicates: int, quarantined: int) -> None:
         self.read += read
         self.loaded += loaded
         self.duplicates += duplicates
         self.quarantined += quarantined
+
+    def merge(self, other: SourceCount) -> None:
+        self.add(other.read, other.loaded, other.duplicates, other.quarantined)
+        self.from_quarantine += other.from_quarantine
 
 
 @dataclass
@@ -285,7 +290,9 @@ def extract_database(
                     "AND t.department IS DISTINCT FROM a.department"
                 )
             store.add_touched(Touched(everything=full or changed).to_frame())
-        ctx = rules.RuleContext(run_started_at, agents["agent_id"])
+            ctx = rules.RuleContext(run_started_at, agents["agent_id"])
+            if changed and not full:
+                _release_held(store, settings, ctx, agents, counts, run_id)
         _extract_tasks(con, store, ctx, agents, account, run_id)
         _extract_changed(con, store, settings, ctx, counts, run_id, full)
         _extract_metrics(con, store, ctx, account, run_id)
@@ -345,6 +352,72 @@ def _extract_registry(con, store, run_started_at, account) -> tuple[pl.DataFrame
     return agents, changed
 
 
+def _release_held(store, settings, ctx, agents, counts, run_id) -> None:  # type: ignore[no-untyped-def]
+    """Rows and lines held in quarantine for naming an agent the registry did not know are
+    staged again from their raw payload, now that the registry changed: as if read for the
+    first time, so the marts equal those of a run that knew the agent from the start. What
+    still breaks a rule goes back to the quarantine. Inside the registry's transaction, so
+    that a run stopped after it cannot miss them."""
+    held = store.query(
+        "SELECT source, location, raw_payload FROM quarantine.rejected_rows "
+        "WHERE rule = 'unknown_agent'"
+    )
+    if held.is_empty():
+        return
+    store.con.execute("DELETE FROM quarantine.rejected_rows WHERE rule = 'unknown_agent'")
+    for table in ["fct_task_runs", "fct_workflow_runs", "fct_messages", *EVENT_CORE_TABLES]:
+        _ensure_core(store, table, full=False)
+    touched = Touched()
+    released: dict[str, SourceCount] = {}
+    for (source,), rows in held.group_by("source", maintain_order=True):
+        if source == "logs":
+            _release_log_lines(store, settings, ctx, rows, touched, released, run_id)
+            continue
+        columns = extract.SOURCE_TABLES[source]
+        raw = rows.select(
+            pl.col("raw_payload").str.json_decode(pl.Struct(dict.fromkeys(columns, pl.String)))
+        ).unnest("raw_payload")
+        if source == "agent_performance":
+            valid, bad, facts = _stage_tasks(raw, ctx, agents)
+            store.append_table("core", "fct_task_runs", facts)
+            store.add_rejected(run_id, ctx.run_started_at, bad)
+            touched.add(facts, FACT_MOMENTS["fct_task_runs"])
+            released[source] = SourceCount(source, raw.height, valid.height, 0, bad.height)
+            continue
+        spec = next((t for t in _changing_tables(ctx) if t.source == source), None)
+        if spec is None:
+            raise PipelineError(f"quarantine: no way to release rows of {source}")
+        _replace_rows(store, ctx, released, run_id, False, spec, raw, touched)
+    for source, count in released.items():
+        count.from_quarantine = count.read
+        counts.setdefault(source, SourceCount(source)).merge(count)
+    store.add_touched(touched.to_frame())
+
+
+def _release_log_lines(store, settings, ctx, rows, touched, released, run_id) -> None:  # type: ignore[no-untyped-def]
+    """Held log lines, decoded again from their text (`file:line` locations)."""
+    located = rows.select(
+        pl.col("location").str.replace(r":\d+$", "").alias("file"),
+        pl.col("location").str.extract(r":(\d+)$").cast(pl.Int64).alias("line_no"),
+        "raw_payload",
+    ).sort("file", "line_no")
+    lines = extract.decode_log_lines(
+        (file, line_no, text.encode()) for file, line_no, text in located.iter_rows()
+    )
+    events = _stage_log_lines(
+        lines,
+        rules.log_event_rules(ctx),
+        settings.kpi.heartbeat_interval_s,
+        read_offset=0,
+        raw_text=lambda bad: bad.join(located, on=["file", "line_no"], how="left"),
+    )
+    loaded = events.load(store, run_id, ctx.run_started_at)
+    touched.days.extend(events.touched.days)
+    released["logs"] = SourceCount(
+        "logs", lines.height, loaded, events.valid - loaded, events.bad.height
+    )
+
+
 def _extract_tasks(con, store, ctx, agents, account, run_id) -> None:  # type: ignore[no-untyped-def]
     """agent_performance: append-only, read past the last id in id order; each batch commits
     with its watermark."""
@@ -352,15 +425,7 @@ def _extract_tasks(con, store, ctx, agents, account, run_id) -> None:  # type: i
     last_id, _ = store.watermark("agent_performance")
     rows = extract.RowFilter(after_id=last_id, by_id=True)
     for raw in extract.iter_table(con, "agent_performance", SOURCE_BATCH_ROWS, rows):
-        valid, bad = _split_db(
-            raw,
-            "agent_performance",
-            staging.stage_tasks,
-            rules.task_rules(ctx),
-            _located("agent_performance", "id"),
-            pl.col("agent_id"),
-        )
-        facts = core.task_facts(valid.lazy(), agents.lazy()).collect()
+        valid, bad, facts = _stage_tasks(raw, ctx, agents)
         touched = Touched()
         touched.add(facts, FACT_MOMENTS["fct_task_runs"])
         last_id = _max_int(raw, "id", last_id)
@@ -369,6 +434,19 @@ def _extract_tasks(con, store, ctx, agents, account, run_id) -> None:  # type: i
             store.append_table("core", "fct_task_runs", facts)
             store.move_watermark("agent_performance", run_id, _utc_now(), last_id=last_id)
             store.add_touched(touched.to_frame())
+
+
+def _stage_tasks(raw, ctx, agents) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:  # type: ignore[no-untyped-def]
+    """agent_performance rows as (valid rows, quarantine rows, task facts)."""
+    valid, bad = _split_db(
+        raw,
+        "agent_performance",
+        staging.stage_tasks,
+        rules.task_rules(ctx),
+        _located("agent_performance", "id"),
+        pl.col("agent_id"),
+    )
+    return valid, bad, core.task_facts(valid.lazy(), agents.lazy()).collect()
 
 
 @dataclass(frozen=True)
@@ -386,12 +464,9 @@ class ChangingTable:
     facts_fn: Callable[[pl.LazyFrame], pl.LazyFrame]
 
 
-def _extract_changed(con, store, settings, ctx, counts, run_id, full) -> None:  # type: ignore[no-untyped-def]
-    """workflow_executions and agent_communications: rows change, so each row read replaces
-    its earlier version (or, when it is now bad, removes it). Rows are not read in the order
-    of their updated_at, so each table commits once, with its watermark."""
+def _changing_tables(ctx: rules.RuleContext) -> list[ChangingTable]:
     sender_unknown = ~pl.col("sender_agent_id").is_in(ctx.known_agents.implode())
-    specs = [
+    return [
         ChangingTable(
             source="workflow_executions",
             table="fct_workflow_runs",
@@ -418,53 +493,65 @@ def _extract_changed(con, store, settings, ctx, counts, run_id, full) -> None:  
             facts_fn=core.message_facts,
         ),
     ]
-    for spec in specs:
+
+
+def _extract_changed(con, store, settings, ctx, counts, run_id, full) -> None:  # type: ignore[no-untyped-def]
+    """workflow_executions and agent_communications: rows change, so each row read replaces
+    its earlier version (or, when it is now bad, removes it). Rows are not read in the order
+    of their updated_at, so each table commits once, with its watermark."""
+    for spec in _changing_tables(ctx):
         with store.transaction():
             _load_changed(con, store, settings, ctx, counts, run_id, full, spec)
 
 
 def _load_changed(con, store, settings, ctx, counts, run_id, full, spec: ChangingTable) -> None:  # type: ignore[no-untyped-def]
     """One changing table, inside the caller's transaction."""
-    source, table, source_key, core_key = spec.source, spec.table, spec.source_key, spec.core_key
-    _ensure_core(store, table, full=False)
+    _ensure_core(store, spec.table, full=False)
     touched = Touched()
-    _, seen = store.watermark(source)
+    _, seen = store.watermark(spec.source)
     since = None if seen is None else seen - timedelta(seconds=settings.lookback_s)
     rows = extract.RowFilter(changed_since=since)
-    for raw in extract.iter_table(con, source, SOURCE_BATCH_ROWS, rows):
-        valid, bad = _split_db(
-            raw, source, spec.stage_fn, spec.table_rules, _located(source, source_key), spec.agent
-        )
-        facts = spec.facts_fn(valid.lazy()).collect()
-        keys = raw[source_key].cast(spec.key_type, strict=False)
-        unchanged = 0
-        if not full:
-            before = store.rows_with_keys("core", table, core_key, keys.drop_nulls())
-            # A row read again as it already is in core adds nothing: a duplicate.
-            same = facts.join(before, on=facts.columns, how="semi", nulls_equal=True)
-            facts = facts.join(same.select(core_key), on=core_key, how="anti")
-            unchanged = same.height
-            replaced = before.join(same.select(core_key), on=core_key, how="anti")
-            # The periods of the earlier versions change too.
-            touched.add(replaced, FACT_MOMENTS[table])
-            if table == "fct_workflow_runs":
-                touched.add_onward(replaced, FACT_MOMENTS[table])
-            store.delete_keys("core", table, core_key, replaced[core_key])
-            locations = raw.select(_located(source, source_key).alias("location"))
-            store.forget_rejected(source, locations["location"])
-        counts.setdefault(source, SourceCount(source)).add(
-            raw.height, valid.height - unchanged, unchanged, bad.height
-        )
-        store.add_rejected(run_id, ctx.run_started_at, bad)
-        store.append_table("core", table, facts)
-        touched.add(facts, FACT_MOMENTS[table])
-        if table == "fct_workflow_runs":
-            touched.add_onward(facts, FACT_MOMENTS[table])
-        latest = facts["updated_at"].max()
+    for raw in extract.iter_table(con, spec.source, SOURCE_BATCH_ROWS, rows):
+        latest = _replace_rows(store, ctx, counts, run_id, full, spec, raw, touched)
         if latest is not None and (seen is None or latest > seen):
             seen = latest
-    store.move_watermark(source, run_id, _utc_now(), last_updated_at=seen)
+    store.move_watermark(spec.source, run_id, _utc_now(), last_updated_at=seen)
     store.add_touched(touched.to_frame())
+
+
+def _replace_rows(store, ctx, counts, run_id, full, spec, raw, touched) -> datetime | None:  # type: ignore[no-untyped-def]
+    """Stage rows of a changing table and put them in place of their earlier versions;
+    returns the latest updated_at among them."""
+    source, table, source_key, core_key = spec.source, spec.table, spec.source_key, spec.core_key
+    valid, bad = _split_db(
+        raw, source, spec.stage_fn, spec.table_rules, _located(source, source_key), spec.agent
+    )
+    facts = spec.facts_fn(valid.lazy()).collect()
+    keys = raw[source_key].cast(spec.key_type, strict=False)
+    unchanged = 0
+    if not full:
+        before = store.rows_with_keys("core", table, core_key, keys.drop_nulls())
+        # A row read again as it already is in core adds nothing: a duplicate.
+        same = facts.join(before, on=facts.columns, how="semi", nulls_equal=True)
+        facts = facts.join(same.select(core_key), on=core_key, how="anti")
+        unchanged = same.height
+        replaced = before.join(same.select(core_key), on=core_key, how="anti")
+        # The periods of the earlier versions change too.
+        touched.add(replaced, FACT_MOMENTS[table])
+        if table == "fct_workflow_runs":
+            touched.add_onward(replaced, FACT_MOMENTS[table])
+        store.delete_keys("core", table, core_key, replaced[core_key])
+        locations = raw.select(_located(source, source_key).alias("location"))
+        store.forget_rejected(source, locations["location"])
+    counts.setdefault(source, SourceCount(source)).add(
+        raw.height, valid.height - unchanged, unchanged, bad.height
+    )
+    store.add_rejected(run_id, ctx.run_started_at, bad)
+    store.append_table("core", table, facts)
+    touched.add(facts, FACT_MOMENTS[table])
+    if table == "fct_workflow_runs":
+        touched.add_onward(facts, FACT_MOMENTS[table])
+    return facts["updated_at"].max()  # type: ignore[return-value]
 
 
 def _extract_metrics(con, store, ctx, account, run_id) -> None:  # type: ignore[no-untyped-def]
@@ -546,44 +633,76 @@ def extract_logs(
     checksums = dict(zip(manifest["checksum"], manifest["path"], strict=True))
     for lines, read in extract.read_new_log_lines(settings.logs_dir, files, checksums):
         copied = int(read.filter(pl.col("copy_of").is_not_null())["lines"].sum())
-        staged = staging.stage_log_events(
-            lines.lazy().with_row_index("read_order", offset=count.read)
-        ).collect()
-        valid, bad = rules.split_by_rules(staged, event_rules)
-        if bad.height:
-            bad = extract.raw_log_lines(settings.logs_dir, bad.sort("file", "line_no"))
-        facts = {table: frame.collect() for table, frame in core.event_facts(valid.lazy()).items()}
-        touched = Touched()
-        for table, frame in facts.items():
-            touched.add(frame, ["ts"], interval_s if table == "fct_heartbeats" else 0.0)
+        events = _stage_log_lines(
+            lines,
+            event_rules,
+            interval_s,
+            read_offset=count.read,
+            raw_text=lambda bad: extract.raw_log_lines(settings.logs_dir, bad),
+        )
         with store.transaction():
-            loaded = sum(
-                store.insert_new_events(table, frame, core.EVENT_KEY)
-                for table, frame in facts.items()
-            )
-            store.add_rejected(
-                run_id,
-                run_started_at,
-                _quarantine_rows(
-                    bad,
-                    "logs",
-                    pl.format("{}:{}", "file", "line_no"),
-                    pl.col("agent_id"),
-                    pl.col("raw_payload"),
-                )
-                if bad.height
-                else pl.DataFrame(),
-            )
+            loaded = events.load(store, run_id, run_started_at)
             store.add_log_files(
                 read.with_columns(
                     pl.lit(run_id).alias("run_id"), pl.lit(_utc_now()).alias("read_at")
                 )
             )
-            store.add_touched(touched.to_frame())
-        count.add(lines.height + copied, loaded, valid.height - loaded + copied, bad.height)
+        count.add(lines.height + copied, loaded, events.valid - loaded + copied, events.bad.height)
     with store.transaction():  # every file listed is read: its directory need not be again
         store.replace_log_dirs(dirs)
     return Loaded(known_agents=known_agents, counts={"logs": count})
+
+
+@dataclass
+class StagedEvents:
+    """Decoded log lines, staged: the facts per core table, the quarantine rows, what they
+    touch, and how many lines were valid."""
+
+    facts: dict[str, pl.DataFrame]
+    bad: pl.DataFrame
+    touched: Touched
+    valid: int
+
+    def load(self, store: StateStore, run_id: str, run_started_at: datetime) -> int:
+        """Insert the events not in core yet, quarantine the bad lines, note the touched
+        dates; returns the events inserted. Inside the caller's transaction."""
+        loaded = sum(
+            store.insert_new_events(table, frame, core.EVENT_KEY)
+            for table, frame in self.facts.items()
+        )
+        store.add_rejected(run_id, run_started_at, self.bad)
+        store.add_touched(self.touched.to_frame())
+        return loaded
+
+
+def _stage_log_lines(
+    lines: pl.DataFrame,
+    event_rules: list[rules.Rule],
+    interval_s: float,
+    read_offset: int,
+    raw_text: Callable[[pl.DataFrame], pl.DataFrame],
+) -> StagedEvents:
+    """Stage decoded lines (extract.LOG_LINE_COLUMNS). `raw_text` adds the raw text
+    (`raw_payload`) to the bad lines' (file, line_no)."""
+    staged = staging.stage_log_events(
+        lines.lazy().with_row_index("read_order", offset=read_offset)
+    ).collect()
+    valid, bad = rules.split_by_rules(staged, event_rules)
+    if bad.height:
+        bad = _quarantine_rows(
+            raw_text(bad.sort("file", "line_no")),
+            "logs",
+            pl.format("{}:{}", "file", "line_no"),
+            pl.col("agent_id"),
+            pl.col("raw_payload"),
+        )
+    else:
+        bad = pl.DataFrame()
+    facts = {table: frame.collect() for table, frame in core.event_facts(valid.lazy()).items()}
+    touched = Touched()
+    for table, frame in facts.items():
+        touched.add(frame, ["ts"], interval_s if table == "fct_heartbeats" else 0.0)
+    return StagedEvents(facts, bad, touched, valid.height)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -864,7 +983,7 @@ def _run_rows(result: RunResult, mode: str, started: datetime, finished: datetim
     counts = list(result.counts.values())
     total = SourceCount("*")
     for c in counts:
-        total.add(c.read, c.loaded, c.duplicates, c.quarantined)
+        total.merge(c)
     rows = [*counts, total]
     return pl.DataFrame(
         {
@@ -874,6 +993,7 @@ def _run_rows(result: RunResult, mode: str, started: datetime, finished: datetim
             "rows_loaded": [c.loaded for c in rows],
             "rows_duplicate": [c.duplicates for c in rows],
             "rows_quarantined": [c.quarantined for c in rows],
+            "rows_from_quarantine": [c.from_quarantine for c in rows],
             "run_mode": [mode] * len(rows),
             "run_status": [result.status] * len(rows),
             "run_started_at": [started] * len(rows),
@@ -924,7 +1044,9 @@ def run_pipeline(
                 settings, db.known_agents, started, store, run_id, full
             )
             info["rows"] = logs.counts["logs"].read
-        result.counts = {**db.counts, **logs.counts}
+        result.counts = db.counts
+        for source, count in logs.counts.items():
+            result.counts.setdefault(source, SourceCount(source)).merge(count)
         # What this run and any earlier unpublished run changed (ops.touched_days).
         touched = Touched.from_frame(store.touched())
         if backfill is not None:

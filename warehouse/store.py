@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS ops.pipeline_runs (
     rows_loaded BIGINT NOT NULL,
     rows_duplicate BIGINT NOT NULL,
     rows_quarantined BIGINT NOT NULL,
+    rows_from_quarantine BIGINT NOT NULL DEFAULT 0,
     run_mode VARCHAR NOT NULL,
     run_status VARCHAR NOT NULL,
     run_started_at TIMESTAMP NOT NULL,
@@ -39,8 +40,11 @@ CREATE TABLE IF NOT EXISTS ops.pipeline_runs (
     message VARCHAR,
     PRIMARY KEY (run_id, source)
 );
+-- (a state written before this column existed gains it)
+ALTER TABLE ops.pipeline_runs ADD COLUMN IF NOT EXISTS rows_from_quarantine BIGINT DEFAULT 0;
 COMMENT ON TABLE ops.pipeline_runs IS
     'one row per (run, source): rows_read = rows_loaded + rows_duplicate + rows_quarantined; '
+    'rows_from_quarantine of rows_read were held rows read again (their agent became known); '
     'source ''*'' is the whole run';
 
 CREATE TABLE IF NOT EXISTS ops.watermarks (
