@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = Path(args.root)
     results = []
-    for size in args.sizes.split(","):
+    for size in filter(None, args.sizes.split(",")):
         agents, days = (int(x) for x in size.split("x"))
         platform_dir, generate_s = _generate(root, agents, days, args.flaw_rate)
         result = _run_child(platform_dir)
