@@ -196,9 +196,11 @@ class RowFilter:
         if self.changed_since is not None:
             # ISO text compares in time order to the day; a day's slack covers the rest.
             cutoff = (self.changed_since - OFFSET_MARGIN).strftime("%Y-%m-%d")
+            # Not read: dates before the cutoff. Read: the rest (later dates, NULL, not a
+            # date). One range test per row: a full scan, as no index serves updated_at.
             return (
-                f"WHERE updated_at IS NULL OR updated_at >= '{cutoff}' "
-                "OR NOT (updated_at >= '0000' AND updated_at < ':')"
+                "WHERE NOT (COALESCE(updated_at, '') >= '0000' "
+                f"AND COALESCE(updated_at, '') < '{cutoff}')"
             )
         return ""
 

@@ -1,0 +1,53 @@
+"""What an incremental extract reads of a source table: rows past an id, or rows changed since
+a moment (and every row whose updated_at no watermark can place)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from flows import extract
+from flows.extract import RowFilter
+from tests.support.platform_builder import write_database
+
+UPDATED = {
+    1: "2026-10-01 08:00:00",  # long before: not read
+    2: "2026-10-29 23:59:59",  # before the cutoff day: not read
+    3: "2026-10-30 00:00:00",  # the cutoff day (the watermark less the margins): read
+    4: "2026-10-31T09:00:00+02:00",  # after, with an offset: read
+    5: None,  # no date: read every time
+    6: "yesterday",  # not a date: read every time
+    7: "",  # empty: read every time
+    8: "0026-01-01",  # a date, however odd, before the cutoff: not read
+}
+
+
+def _messages(tmp_path: Path) -> str:
+    rows = [
+        {"id": i, "message_id": f"m{i}", "sender_agent_id": "a", "updated_at": updated}
+        for i, updated in UPDATED.items()
+    ]
+    return write_database(tmp_path / "src.db", {"agent_communications": rows})
+
+
+def _ids(url: str, rows: RowFilter) -> list[int]:
+    con = extract.open_source(url)
+    try:
+        frame = extract.read_table(con, "agent_communications", rows)
+    finally:
+        con.close()
+    return sorted(int(i) for i in frame["id"])
+
+
+def test_rows_changed_since_a_moment_and_rows_no_watermark_can_place(tmp_path: Path) -> None:
+    url = _messages(tmp_path)
+    # 14 h of margin for offsets, then the whole day: the cutoff is 2026-10-30.
+    since = datetime(2026, 10, 30, 12, 0) + extract.OFFSET_MARGIN
+    assert (since - extract.OFFSET_MARGIN).date().isoformat() == "2026-10-30"
+    assert _ids(url, RowFilter(changed_since=since)) == [3, 4, 5, 6, 7]
+
+
+def test_rows_past_an_id_in_id_order(tmp_path: Path) -> None:
+    url = _messages(tmp_path)
+    assert _ids(url, RowFilter(after_id=5, by_id=True)) == [6, 7, 8]
+    assert _ids(url, RowFilter()) == list(UPDATED)
