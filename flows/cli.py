@@ -86,6 +86,21 @@ def _cmd_quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from flows.report import ReportError, build_report, write_report
+
+    settings = Settings.resolve(warehouse=args.warehouse)
+    day = date.fromisoformat(args.date) if args.date else None
+    try:
+        report = build_report(settings.warehouse, args.period, day, settings.kpi)
+        written = write_report(report, Path(args.out))
+    except (FileNotFoundError, ReportError) as error:
+        print(f"agentkpi report: {error}", file=sys.stderr)
+        return 1
+    print(f"{report.title}: {written.html} ({written.markdown}, {len(written.charts)} charts)")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import generate_demo
 
@@ -161,6 +176,21 @@ def build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("summary", help="print the summary of the published marts")
     summary.add_argument("--warehouse", help="DuckDB file [AGENTKPI_WAREHOUSE]")
     summary.set_defaults(func=_cmd_summary)
+
+    report = commands.add_parser(
+        "report", help="write the summary of a day, week or month (HTML, Markdown, PNG)"
+    )
+    report.add_argument("--period", choices=["day", "week", "month"], default="day")
+    report.add_argument(
+        "--date", help="a date in the period, YYYY-MM-DD (default: the latest complete one)"
+    )
+    report.add_argument(
+        "--out",
+        default=os.environ.get("AGENTKPI_REPORTS_DIR", str(DEFAULT_DATA_DIR / "reports")),
+        help="reports directory [AGENTKPI_REPORTS_DIR]",
+    )
+    report.add_argument("--warehouse", help="DuckDB file [AGENTKPI_WAREHOUSE]")
+    report.set_defaults(func=_cmd_report)
 
     demo = commands.add_parser("demo", help="write a synthetic agent platform")
     demo.add_argument("--agents", type=int, default=32)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -76,4 +77,27 @@ def pipeline_flow(
         "message": result.message,
         "as_of": result.as_of.isoformat() if result.as_of else None,
         "warehouse": str(result.warehouse),
+    }
+
+
+@flow(name="agentkpi-report", log_prints=True, persist_result=False)
+def report_flow(
+    period: str = "day",
+    day: date | None = None,
+    warehouse: str | None = None,
+    reports_dir: str = "data/reports",
+) -> dict[str, Any]:
+    """Write the summary of one period (default: the latest complete one) from the published
+    marts: HTML, Markdown and PNG charts under their stable names."""
+    from flows.report import build_report, write_report
+
+    settings = Settings.resolve(warehouse=warehouse)
+    report = build_report(settings.warehouse, period, day, settings.kpi)
+    written = write_report(report, Path(reports_dir))
+    get_run_logger().info("%s written to %s", report.title, written.html)
+    return {
+        "title": report.title,
+        "html": str(written.html),
+        "markdown": str(written.markdown),
+        "charts": {name: str(path) for name, path in written.charts.items()},
     }

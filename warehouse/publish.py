@@ -21,6 +21,18 @@ PUBLISHED_OPS = {
     "ops.validation_results": "SELECT * FROM ops.validation_results",
     "ops.stage_timings": "SELECT * FROM ops.stage_timings",
     "quarantine.rejected_rows": "SELECT * FROM quarantine.rejected_rows",
+    # The newest data loaded from each source, for the summaries' "late sources".
+    "ops.source_freshness": " UNION ALL ".join(
+        f"SELECT '{source}' AS source, CAST(max({moment}) AS TIMESTAMP) AS newest_at "
+        f"FROM core.{table}"
+        for source, table, moment in [
+            ("agent_performance", "fct_task_runs", "completed_at"),
+            ("workflow_executions", "fct_workflow_runs", "updated_at"),
+            ("agent_communications", "fct_messages", "updated_at"),
+            ("business_metrics", "fct_business_metrics", "metric_date"),
+            ("logs", "fct_heartbeats", "ts"),
+        ]
+    ),
 }
 
 

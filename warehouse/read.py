@@ -107,3 +107,88 @@ def quarantine_summary(warehouse: Path) -> pl.DataFrame:
         ).pl()
     finally:
         con.close()
+
+
+@dataclass
+class ReportRows:
+    """The mart rows one stakeholder summary reads (see flows/report.py)."""
+
+    as_of: datetime | None
+    system: pl.DataFrame  # system_kpis of the period kind, the last periods up to the one
+    departments: pl.DataFrame  # department_kpis, the same periods
+    agents: pl.DataFrame  # agent_kpis of the period
+    workflows: pl.DataFrame  # workflow_kpis of the period
+    business: pl.DataFrame  # business_value from 1 January to the period's last date
+    quarantine: pl.DataFrame  # held rows by source and rule
+    failed_checks: pl.DataFrame  # the failed checks of the last run
+    freshness: pl.DataFrame  # newest data per source
+    last_run: pl.DataFrame  # the last run's counts per source
+
+
+def latest_complete_period(warehouse: Path, period: str) -> date | None:
+    """The start of the latest `period` (day, week, month) that has ended by as_of."""
+    con = connect_read_only(warehouse)
+    try:
+        row = con.execute(
+            "SELECT max(period_start) FROM marts.agent_kpis WHERE period = ? AND is_complete",
+            [period],
+        ).fetchone()
+    finally:
+        con.close()
+    return row[0] if row else None
+
+
+def report_rows(warehouse: Path, period: str, starts: list[date], last_day: date) -> ReportRows:
+    """The rows of the given periods (`starts`, of kind `period`, the summary's own first) and
+    the business figures of the year up to `last_day`."""
+    con = connect_read_only(warehouse)
+    try:
+
+        def rows(sql: str, params: list) -> pl.DataFrame:
+            return con.execute(sql, params).pl()
+
+        in_periods = "period = ? AND period_start IN (SELECT unnest(?::DATE[]))"
+        first = starts[0]
+        as_of_row = con.execute("SELECT max(as_of) FROM marts.agent_health").fetchone()
+        return ReportRows(
+            as_of=as_of_row[0] if as_of_row else None,
+            system=rows(f"SELECT * FROM marts.system_kpis WHERE {in_periods}", [period, starts]),
+            departments=rows(
+                f"SELECT * FROM marts.department_kpis WHERE {in_periods}", [period, starts]
+            ),
+            agents=rows(
+                "SELECT * FROM marts.agent_kpis WHERE period = ? AND period_start = ?",
+                [period, first],
+            ),
+            workflows=rows(
+                "SELECT * FROM marts.workflow_kpis WHERE period = ? AND period_start = ? "
+                "ORDER BY runs DESC, workflow_name",
+                [period, first],
+            ),
+            business=rows(
+                "SELECT * FROM marts.business_value "
+                "WHERE date BETWEEN date_trunc('year', ?::DATE) AND ? ORDER BY date",
+                [last_day, last_day],
+            ),
+            quarantine=rows(
+                "SELECT source, rule, count(*) AS rows FROM quarantine.rejected_rows "
+                "GROUP BY source, rule ORDER BY source, rule",
+                [],
+            ),
+            failed_checks=rows(
+                "SELECT table_name, expectation, column_name, observed "
+                "FROM ops.validation_results WHERE NOT success AND run_id = ("
+                "  SELECT run_id FROM ops.pipeline_runs ORDER BY run_started_at DESC LIMIT 1"
+                ") ORDER BY table_name, expectation, column_name",
+                [],
+            ),
+            freshness=rows("SELECT * FROM ops.source_freshness ORDER BY source", []),
+            last_run=rows(
+                "SELECT * FROM ops.pipeline_runs WHERE run_id = ("
+                "  SELECT run_id FROM ops.pipeline_runs ORDER BY run_started_at DESC LIMIT 1"
+                ") ORDER BY source = '*', source",
+                [],
+            ),
+        )
+    finally:
+        con.close()

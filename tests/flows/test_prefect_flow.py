@@ -85,3 +85,19 @@ def test_an_unreachable_database_is_retried_then_fails_the_flow_with_its_reason(
     import asyncio
 
     assert asyncio.run(extract_attempts()) >= 3  # the first try and two retries
+
+
+def test_the_report_flow_writes_the_summary(
+    prefect_harness: None, flawed_run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from flows.prefect_flows import report_flow
+
+    settings, _ = flawed_run
+    state = report_flow(
+        period="week", warehouse=str(settings.warehouse), reports_dir=str(tmp_path),
+        return_state=True,
+    )  # fmt: skip
+    assert state.is_completed()
+    written = state.result()
+    assert Path(written["html"]).parent == tmp_path / "weekly"
+    assert Path(written["html"]).read_text().count('src="data:image/png;base64,') == 4
