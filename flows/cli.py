@@ -38,9 +38,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 backfill_end=backfill[1] if backfill else None,
             )
         else:
-            from flows.pipeline import run_pipeline
+            from flows.alerts import run_and_notify
 
-            run_pipeline(settings, full_refresh=full_refresh, backfill=backfill)
+            run_and_notify(settings, full_refresh=full_refresh, backfill=backfill)
     except PipelineError as error:
         print(f"agentkpi run failed: {error}", file=sys.stderr)
         return 1
@@ -98,6 +98,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"agentkpi report: {error}", file=sys.stderr)
         return 1
     print(f"{report.title}: {written.html} ({written.markdown}, {len(written.charts)} charts)")
+    if args.send:
+        from flows.deliver import Channels, deliver, report_link
+        from flows.report import report_message
+
+        channels = Channels.from_env()
+        if not channels.any:
+            print("agentkpi report: --send, but no channel is configured", file=sys.stderr)
+            return 1
+        link = report_link(channels, Path(args.out), written.html)
+        for delivery in deliver(report_message(report, written, link), channels):
+            state = "sent" if delivery.ok else f"failed ({delivery.error})"
+            print(f"  {delivery.channel}: {state} after {delivery.attempts} attempt(s)")
     return 0
 
 
@@ -190,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="reports directory [AGENTKPI_REPORTS_DIR]",
     )
     report.add_argument("--warehouse", help="DuckDB file [AGENTKPI_WAREHOUSE]")
+    report.add_argument(
+        "--send", action="store_true", help="also send it by e-mail and webhook (AGENTKPI_SMTP_*)"
+    )
     report.set_defaults(func=_cmd_report)
 
     demo = commands.add_parser("demo", help="write a synthetic agent platform")

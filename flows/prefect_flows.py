@@ -14,7 +14,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
-from flows.pipeline import RunResult, run_pipeline
+from flows.alerts import run_and_notify
+from flows.pipeline import RunResult
 from flows.settings import Settings
 
 
@@ -55,7 +56,7 @@ def pipeline_flow(
     backfill = None
     if backfill_start is not None or backfill_end is not None:
         backfill = (backfill_start or backfill_end, backfill_end or backfill_start)
-    result: RunResult = run_pipeline(
+    result: RunResult = run_and_notify(
         settings, stage=prefect_stage, full_refresh=full_refresh, backfill=backfill
     )
     for name, count in result.counts.items():
@@ -86,16 +87,30 @@ def report_flow(
     day: date | None = None,
     warehouse: str | None = None,
     reports_dir: str = "data/reports",
+    send: bool = False,
 ) -> dict[str, Any]:
     """Write the summary of one period (default: the latest complete one) from the published
-    marts: HTML, Markdown and PNG charts under their stable names."""
-    from flows.report import build_report, write_report
+    marts: HTML, Markdown and PNG charts under their stable names; with `send`, deliver it
+    through the configured channels (a failed delivery is logged, never fails the flow)."""
+    from flows.deliver import Channels, deliver, report_link
+    from flows.report import build_report, report_message, write_report
 
     settings = Settings.resolve(warehouse=warehouse)
     report = build_report(settings.warehouse, period, day, settings.kpi)
     written = write_report(report, Path(reports_dir))
-    get_run_logger().info("%s written to %s", report.title, written.html)
+    logger = get_run_logger()
+    logger.info("%s written to %s", report.title, written.html)
+    deliveries = []
+    if send:
+        channels = Channels.from_env()
+        link = report_link(channels, Path(reports_dir), written.html)
+        deliveries = deliver(report_message(report, written, link), channels)
+        for d in deliveries:
+            logger.info(
+                "%s: %s after %d attempt(s)", d.channel, "sent" if d.ok else d.error, d.attempts
+            )
     return {
+        "deliveries": [vars(d) for d in deliveries],
         "title": report.title,
         "html": str(written.html),
         "markdown": str(written.markdown),

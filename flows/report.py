@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from flows import charts
+from flows.deliver import Message
 from transforms import summaries
 from transforms.marts import KpiParams
 from warehouse import read
@@ -476,3 +477,54 @@ def _write_atomic(path: Path, data: bytes) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_bytes(data)
     temporary.replace(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sending
+
+
+def headline_text(report: Report) -> str:
+    """The report's headline in a few plain lines (the webhook's text, the e-mail's top)."""
+    rows = {r["metric"]: r for r in report.headline.iter_rows(named=True)}
+    lines = [
+        f"{_plain(metric)} {_value(rows[metric]['value'], rows[metric]['kind'])} "
+        f"({_change(rows[metric])})"
+        for metric in ("tasks_total", "success_rate", "exec_time_p95_s", "workflow_completion_rate")
+    ]
+    red = report.attention.filter(pl.col("health_status") == "red")["agent_id"].unique()
+    lines.append(f"agents in red: {red.len()}")
+    if report.business is not None:
+        on_track = "on track" if report.business["revenue_on_track"] else "behind target"
+        lines.append(f"revenue YTD {_value(report.business['revenue_ytd_usd'], 'usd')}: {on_track}")
+    return "\n".join(lines)
+
+
+def _plain(metric: str) -> str:
+    return metric.replace("_", " ")
+
+
+def render_text(report: Report) -> str:
+    """The summary as plain text (the e-mail's alternative to HTML)."""
+    lines = [report.title, _period_line(report), ""]
+    for heading, intro, table, notes in _sections(report):
+        lines += [heading, "=" * len(heading), intro]
+        lines += [f"- {n}" for n in notes]
+        if table is not None and not table.is_empty():
+            cells = [table.columns] + [
+                [_cell(c, v) for c, v in row.items()] for row in table.iter_rows(named=True)
+            ]
+            widths = [max(len(r[i]) for r in cells) for i in range(len(table.columns))]
+            lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def report_message(report: Report, written: WrittenReport, link: str) -> Message:
+    """The report as one message: HTML body, plain-text alternative, the PNGs attached."""
+    return Message(
+        subject=report.title,
+        text=headline_text(report) + "\n\n" + render_text(report),
+        html=written.html.read_text(encoding="utf-8"),
+        attachments={path.name: path.read_bytes() for path in written.charts.values()},
+        link=link,
+    )

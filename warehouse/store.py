@@ -109,6 +109,26 @@ CREATE TABLE IF NOT EXISTS ops.validation_results (
     validated_at TIMESTAMP NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS ops.alerts_notified (
+    period_start DATE NOT NULL,
+    agent_id VARCHAR NOT NULL,
+    metric VARCHAR NOT NULL,
+    level VARCHAR NOT NULL,
+    notified_at TIMESTAMP NOT NULL,
+    was_sent BOOLEAN NOT NULL,
+    PRIMARY KEY (period_start, agent_id, metric, level)
+);
+COMMENT ON TABLE ops.alerts_notified IS
+    'marts.alerts rows already notified (was_sent) or passed over as too old to be news';
+
+CREATE TABLE IF NOT EXISTS ops.agent_health_seen (
+    agent_id VARCHAR PRIMARY KEY,
+    is_healthy BOOLEAN,
+    seen_at TIMESTAMP NOT NULL
+);
+COMMENT ON TABLE ops.agent_health_seen IS
+    'each agent''s is_healthy at the last notification, to notify when it turns unhealthy';
+
 CREATE TABLE IF NOT EXISTS quarantine.rejected_rows (
     run_id VARCHAR NOT NULL,
     source VARCHAR NOT NULL,
@@ -414,6 +434,55 @@ class StateStore:
     def touched(self) -> pl.DataFrame:
         """Every touched date not yet covered by published marts."""
         return self.query("SELECT kind, day FROM ops.touched_days")
+
+    # -- notifications ---------------------------------------------------------------------
+
+    def alerts_not_notified(self) -> pl.DataFrame:
+        """Rows of marts.alerts not notified yet (nor passed over)."""
+        if not self.has_table("marts", "alerts"):
+            return pl.DataFrame()
+        return self.query(
+            "SELECT a.* FROM marts.alerts a ANTI JOIN ops.alerts_notified n "
+            "USING (period_start, agent_id, metric, level) "
+            "ORDER BY a.period_start, a.level, a.agent_id, a.metric"
+        )
+
+    def turned_unhealthy(self) -> pl.DataFrame:
+        """Rows of marts.agent_health that are unhealthy now and were not at the last
+        notification (or were not seen then)."""
+        if not self.has_table("marts", "agent_health"):
+            return pl.DataFrame()
+        return self.query(
+            "SELECT h.* FROM marts.agent_health h LEFT JOIN ops.agent_health_seen s "
+            "USING (agent_id) WHERE NOT h.is_healthy AND s.is_healthy IS DISTINCT FROM false "
+            "ORDER BY h.agent_id"
+        )
+
+    def record_notified(
+        self, alerts: pl.DataFrame, sent: pl.Series, at: datetime, health_seen: bool
+    ) -> None:
+        """Remember the given alerts as notified (`sent`: delivered, else passed over) and,
+        with `health_seen`, every agent's current is_healthy."""
+        with self.transaction():
+            if alerts.height:
+                rows = alerts.select(
+                    "period_start", "agent_id", "metric", "level",
+                    pl.lit(at).alias("notified_at"), sent.alias("was_sent"),
+                )  # fmt: skip
+                self.con.register("_notified", rows)
+                try:
+                    self.con.execute(
+                        "INSERT OR REPLACE INTO ops.alerts_notified BY NAME SELECT * FROM _notified"
+                    )
+                finally:
+                    self.con.unregister("_notified")
+            if health_seen and self.has_table("marts", "agent_health"):
+                self.con.execute("DELETE FROM ops.agent_health_seen")
+                self.con.execute(
+                    "INSERT INTO ops.agent_health_seen "
+                    "SELECT agent_id, is_healthy, ? FROM marts.agent_health",
+                    [at],
+                )
 
     def marts(self) -> dict[str, pl.DataFrame]:
         """The last good marts."""
