@@ -156,8 +156,8 @@ def send_email(message: Message, channels: Channels) -> None:
 
 def post_webhook(message: Message, url: str) -> None:
     """A Slack-compatible JSON message: `text` (the headline and the link), with the same in
-    one section block."""
-    text = f"*{message.subject}*\n{message.text}"
+    one section block. Slack reads &, < and > as markup: they are escaped as it asks."""
+    text = f"*{_slack(message.subject)}*\n{_slack(message.text)}"
     if message.link:
         text += f"\n<{message.link}|Full report>" if "://" in message.link else f"\n{message.link}"
     body = {
@@ -173,6 +173,10 @@ def post_webhook(message: Message, url: str) -> None:
     with urllib.request.urlopen(request, timeout=30) as response:
         if response.status >= 300:
             raise RuntimeError(f"webhook answered {response.status}")
+
+
+def _slack(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def report_link(channels: Channels, reports_dir: Path, page: Path) -> str:

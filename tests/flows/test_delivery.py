@@ -182,6 +182,14 @@ def test_a_webhook_gets_the_headline_and_a_link_after_retries(flawed_run, hook, 
     assert post["blocks"][0]["type"] == "section"
 
 
+def test_markup_in_a_webhook_message_is_escaped(hook: Hook) -> None:
+    hook.failures_left = 0
+    message = Message(subject="s", text="agent <!channel> & <http://x|y>", link="/r.html")
+    (delivery,) = deliver(message, Channels(webhook_url=hook.url, retries=0))
+    assert delivery.ok
+    assert "agent &lt;!channel&gt; &amp; &lt;http://x|y&gt;\n/r.html" in hook.posts[0]["text"]
+
+
 def test_a_failed_delivery_is_reported_not_raised() -> None:
     channels = Channels(
         webhook_url=_dead_url(), smtp_host="127.0.0.1", smtp_port=1, mail_to=("a@b.c",),
