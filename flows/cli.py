@@ -113,6 +113,77 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_docs(args: argparse.Namespace) -> int:
+    from warehouse.read import marts_markdown
+
+    settings = Settings.resolve(warehouse=args.warehouse)
+    try:
+        text = marts_markdown(settings.warehouse)
+    except FileNotFoundError as error:
+        print(f"agentkpi docs: {error}", file=sys.stderr)
+        return 1
+    Path(args.out).write_text(text)
+    print(f"written to {args.out}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from warehouse.read import export_marts
+
+    settings = Settings.resolve(warehouse=args.warehouse)
+    try:
+        written = export_marts(settings.warehouse, Path(args.dir), args.format)
+    except FileNotFoundError as error:
+        print(f"agentkpi export: {error}", file=sys.stderr)
+        return 1
+    for path, rows in written.items():
+        print(f"{path} ({rows:,} rows)")
+    return 0
+
+
+# Exit code of `agentkpi status` when a source is stale, for monitors.
+STALE_EXIT = 2
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    import polars as pl
+
+    from flows.report import LATE_AFTER_S
+    from transforms.summaries import late_sources
+    from warehouse.read import status
+
+    settings = Settings.resolve(warehouse=args.warehouse)
+    try:
+        state = status(settings.warehouse, args.runs)
+    except FileNotFoundError as error:
+        print(f"agentkpi status: {error}", file=sys.stderr)
+        return 1
+    limits = dict(LATE_AFTER_S)
+    if args.stale_after_s is not None:
+        limits = dict.fromkeys(limits, float(args.stale_after_s))
+    now = datetime.now(UTC).replace(tzinfo=None)
+    sources = late_sources(state.freshness.lazy(), pl.lit(now), limits).collect()
+    print(f"warehouse {settings.warehouse.resolve()}")
+    print("last runs (rows read = loaded + duplicates + quarantined)")
+    for r in state.runs.iter_rows(named=True):
+        seconds = "?" if r["seconds"] is None else f"{r['seconds']:.1f} s"
+        print(
+            f"  {r['run_started_at']:%Y-%m-%d %H:%M:%S}  {r['run_status']:<9} {r['run_mode']:<11} "
+            f"{seconds:>9}  read {r['rows_read']:,} = {r['rows_loaded']:,} + "
+            f"{r['rows_duplicate']:,} + {r['rows_quarantined']:,}  {r['message'] or ''}"
+        )
+    print("sources (newest data loaded, age now)")
+    for r in sources.iter_rows(named=True):
+        age = "no data" if r["age_s"] is None else f"{r['age_s'] / 3600:,.1f} h"
+        flag = f"STALE (limit {r['late_after_s'] / 3600:g} h)" if r["is_late"] else "ok"
+        print(f"  {r['source']:<22} {r['newest_at']!s:<26} {age:>10}  {flag}")
+    held = int(state.held["rows"].sum()) if state.held.height else 0
+    print(f"quarantine: {held:,} rows held; last run: {state.failed_checks} failed checks")
+    return STALE_EXIT if sources["is_late"].any() else 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import generate_demo
 
@@ -206,6 +277,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--send", action="store_true", help="also send it by e-mail and webhook (AGENTKPI_SMTP_*)"
     )
     report.set_defaults(func=_cmd_report)
+
+    docs = commands.add_parser("docs", help="write docs/marts.md from the warehouse's comments")
+    docs.add_argument("--warehouse", help="DuckDB file [AGENTKPI_WAREHOUSE]")
+    docs.add_argument("--out", default="docs/marts.md")
+    docs.set_defaults(func=_cmd_docs)
+
+    export = commands.add_parser("export", help="write every mart as a file (Parquet)")
+    export.add_argument("dir", help="directory to write <mart>.parquet into")
+    export.add_argument("--format", choices=["parquet"], default="parquet")
+    export.add_argument("--warehouse", help="DuckDB file [AGENTKPI_WAREHOUSE]")
+    export.set_defaults(func=_cmd_export)
+
+    status = commands.add_parser(
+        "status",
+        help="last runs, freshness of each source, quarantine; exit 2 when a source is stale",
+    )
+    status.add_argument("--warehouse", help="DuckDB file [AGENTKPI_WAREHOUSE]")
+    status.add_argument("--runs", type=int, default=5, help="how many runs to list")
+    status.add_argument(
+        "--stale-after-s",
+        type=float,
+        default=os.environ.get("AGENTKPI_STALE_AFTER_S"),
+        help="a source whose newest data is older than this is stale [AGENTKPI_STALE_AFTER_S] "
+        "(default per source: 2 h, workflows 6 h, business figures 2 days)",
+    )
+    status.set_defaults(func=_cmd_status)
 
     demo = commands.add_parser("demo", help="write a synthetic agent platform")
     demo.add_argument("--agents", type=int, default=32)

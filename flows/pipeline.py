@@ -931,9 +931,13 @@ def build_marts(
             [day_before, as_of_ts],
         ).lazy(),
         workflows=core.empty("fct_workflow_runs"),
+        # Each agent's last heartbeat: the latest moments first (one column), then only the
+        # row groups from the earliest of them on.
         heartbeats=store.query(
-            "SELECT * FROM core.fct_heartbeats "
-            "QUALIFY row_number() OVER (PARTITION BY agent_id ORDER BY ts DESC) = 1"
+            "WITH last AS (SELECT agent_id, max(ts) AS ts FROM core.fct_heartbeats "
+            "GROUP BY agent_id) "
+            "SELECT h.* FROM core.fct_heartbeats h SEMI JOIN last USING (agent_id, ts) "
+            "WHERE h.ts >= (SELECT min(ts) FROM last)"
         ).lazy(),
         resources=core.empty("fct_resource_samples"),
         errors=core.empty("fct_agent_errors"),

@@ -192,3 +192,145 @@ def report_rows(warehouse: Path, period: str, starts: list[date], last_day: date
         )
     finally:
         con.close()
+
+
+# Example queries for docs/marts.md, one per mart.
+MART_EXAMPLES = {
+    "agent_kpis": (
+        "SELECT agent_id, tasks_total, success_rate, exec_time_p95_s, health_status\n"
+        "FROM marts.agent_kpis\n"
+        "WHERE period = 'week' AND is_complete\n"
+        "ORDER BY period_start DESC, rank_overall\nLIMIT 10;"
+    ),
+    "department_kpis": (
+        "SELECT period_start, department, success_rate, uptime_pct, revenue_usd\n"
+        "FROM marts.department_kpis\n"
+        "WHERE period = 'month'\nORDER BY period_start, rank_success;"
+    ),
+    "system_kpis": (
+        "SELECT period_start, agents_active, tasks_total, success_rate, workflow_completion_rate\n"
+        "FROM marts.system_kpis\nWHERE period = 'day'\nORDER BY period_start DESC\nLIMIT 7;"
+    ),
+    "workflow_kpis": (
+        "SELECT workflow_name, sum(runs) AS runs, sum(completed) / sum(completed + failed) "
+        "AS completion_rate\nFROM marts.workflow_kpis\nWHERE period = 'day'\n"
+        "GROUP BY workflow_name\nORDER BY runs DESC;"
+    ),
+    "business_value": (
+        "SELECT date, revenue_ytd_usd, revenue_target_usd, revenue_progress_pct, "
+        "expected_progress_pct, revenue_on_track, roi\n"
+        "FROM marts.business_value\nORDER BY date DESC\nLIMIT 1;"
+    ),
+    "agent_health": (
+        "SELECT agent_id, department, is_healthy, seconds_since_heartbeat, health_status\n"
+        "FROM marts.agent_health\nWHERE NOT is_healthy OR health_status IN ('red', 'yellow');"
+    ),
+    "alerts": (
+        "SELECT period_start, agent_id, metric, level, value, threshold\n"
+        "FROM marts.alerts\nWHERE period_start >= current_date - 7\n"
+        "ORDER BY period_start DESC, level, agent_id;"
+    ),
+}
+
+
+def marts_markdown(warehouse: Path) -> str:
+    """docs/marts.md: every mart of the published file with its grain (the table comment),
+    every column with its type and definition (the column comments), and an example query."""
+    con = connect_read_only(warehouse)
+    try:
+        tables = con.execute(
+            "SELECT table_name, comment FROM duckdb_tables() "
+            "WHERE database_name = current_database() AND schema_name = 'marts' "
+            "ORDER BY table_name"
+        ).fetchall()
+        columns = con.execute(
+            "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name = 'marts' "
+            "ORDER BY table_name, column_index"
+        ).fetchall()
+    finally:
+        con.close()
+    lines = [
+        "# The marts",
+        "",
+        "Generated from the warehouse's own table and column comments by `agentkpi docs`",
+        "(a test fails when this file is out of date). Definitions: `contract/kpis.md`.",
+        "Open the published file read-only, e.g. `duckdb -readonly data/warehouse.duckdb`.",
+        "Rates are fractions 0-1, durations seconds (`_s`), money USD (`_usd`).",
+    ]
+    for table, grain in tables:
+        lines += ["", f"## marts.{table}", "", f"Grain: {grain}.", ""]
+        lines += ["| column | type | definition |", "|---|---|---|"]
+        for name, column, data_type, comment in columns:
+            if name == table:
+                definition = (comment or "").replace("|", "\\|")
+                lines.append(f"| `{column}` | {data_type} | {definition} |")
+        if table in MART_EXAMPLES:
+            lines += ["", "```sql", MART_EXAMPLES[table], "```"]
+    return "\n".join(lines) + "\n"
+
+
+def export_marts(warehouse: Path, directory: Path, file_format: str = "parquet") -> dict[Path, int]:
+    """Every mart of the published file as `<directory>/<mart>.parquet` (written beside and
+    renamed over, so a reader never sees half a file); returns each file's rows."""
+    if file_format != "parquet":
+        raise ValueError(f"unknown export format {file_format!r}")
+    directory.mkdir(parents=True, exist_ok=True)
+    con = connect_read_only(warehouse)
+    written = {}
+    try:
+        names = [
+            name
+            for (name,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                "AND schema_name = 'marts' ORDER BY table_name"
+            ).fetchall()
+        ]
+        for name in names:
+            target = directory / f"{name}.parquet"
+            temporary = directory / f".{name}.parquet.tmp"
+            con.execute(
+                f"COPY (SELECT * FROM marts.{name}) TO '{temporary}' "
+                "(FORMAT parquet, COMPRESSION zstd)"
+            )
+            temporary.replace(target)
+            written[target] = con.execute(f"SELECT count(*) FROM marts.{name}").fetchone()[0]
+    finally:
+        con.close()
+    return written
+
+
+@dataclass
+class Status:
+    """What an operator (or a monitor) asks of the warehouse: the last runs, each source's
+    newest data, what quarantine holds and the last run's failed checks."""
+
+    runs: pl.DataFrame  # one row per run, latest first, with the whole run's counts
+    freshness: pl.DataFrame  # source, newest_at
+    held: pl.DataFrame  # source, rows
+    failed_checks: int
+
+
+def status(warehouse: Path, runs: int = 5) -> Status:
+    """The last `runs` runs and the state of the sources, from the published file."""
+    con = connect_read_only(warehouse)
+    try:
+        last_runs = con.execute(
+            "SELECT run_id, run_mode, run_status, run_started_at, run_finished_at, "
+            "date_diff('millisecond', run_started_at, run_finished_at) / 1000.0 AS seconds, "
+            "rows_read, rows_loaded, rows_duplicate, rows_quarantined, message "
+            "FROM ops.pipeline_runs WHERE source = '*' ORDER BY run_started_at DESC LIMIT ?",
+            [runs],
+        ).pl()
+        freshness = con.execute("SELECT * FROM ops.source_freshness ORDER BY source").pl()
+        held = con.execute(
+            "SELECT source, count(*) AS rows FROM quarantine.rejected_rows "
+            "GROUP BY source ORDER BY source"
+        ).pl()
+        failed = con.execute(
+            "SELECT count(*) FROM ops.validation_results WHERE NOT success AND run_id = ("
+            "  SELECT run_id FROM ops.pipeline_runs ORDER BY run_started_at DESC LIMIT 1)"
+        ).fetchone()
+    finally:
+        con.close()
+    return Status(last_runs, freshness, held, int(failed[0]) if failed else 0)
