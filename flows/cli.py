@@ -9,13 +9,32 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from flows.settings import DEFAULT_DATA_DIR, Settings
+from flows.settings import DEFAULT_DATA_DIR, Settings, SettingsError
+
+
+def _settings(args: argparse.Namespace, **flags: str | None) -> Settings:
+    """The settings: these flags, the command's --warehouse, the environment, --config."""
+    return Settings.resolve(
+        flags.get("db_url"),
+        flags.get("logs_dir"),
+        getattr(args, "warehouse", None),
+        config=args.config,
+    )
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    width = max(len(name) for name, _, _ in settings.described())
+    for name, value, origin in settings.described():
+        print(f"{name:<{width}}  {value}  ({origin})")
+    return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from flows.pipeline import PipelineError
 
-    settings = Settings.resolve(args.db_url, args.logs_dir, args.warehouse)
+    settings = _settings(args, db_url=args.db_url, logs_dir=args.logs_dir)
+    settings.check_sources()
     backfill = None
     if getattr(args, "start", None):
         backfill = (date.fromisoformat(args.start), date.fromisoformat(args.end))
@@ -57,7 +76,7 @@ def _print_summary(warehouse: Path) -> None:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    settings = Settings.resolve(warehouse=args.warehouse)
+    settings = _settings(args)
     try:
         _print_summary(settings.warehouse)
     except FileNotFoundError as error:
@@ -69,7 +88,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 def _cmd_quarantine(args: argparse.Namespace) -> int:
     from warehouse.read import quarantine_summary
 
-    settings = Settings.resolve(warehouse=args.warehouse)
+    settings = _settings(args)
     try:
         held = quarantine_summary(settings.warehouse)
     except FileNotFoundError as error:
@@ -89,11 +108,12 @@ def _cmd_quarantine(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from flows.report import ReportError, build_report, write_report
 
-    settings = Settings.resolve(warehouse=args.warehouse)
+    settings = _settings(args)
     day = date.fromisoformat(args.date) if args.date else None
     try:
         report = build_report(settings.warehouse, args.period, day, settings.kpi)
-        written = write_report(report, Path(args.out))
+        out = Path(args.out) if args.out else settings.reports_dir
+        written = write_report(report, out)
     except (FileNotFoundError, ReportError) as error:
         print(f"agentkpi report: {error}", file=sys.stderr)
         return 1
@@ -106,7 +126,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if not channels.any:
             print("agentkpi report: --send, but no channel is configured", file=sys.stderr)
             return 1
-        link = report_link(channels, Path(args.out), written.html)
+        link = report_link(channels, out, written.html)
         for delivery in deliver(report_message(report, written, link), channels):
             state = "sent" if delivery.ok else f"failed ({delivery.error})"
             print(f"  {delivery.channel}: {state} after {delivery.attempts} attempt(s)")
@@ -116,21 +136,25 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_docs(args: argparse.Namespace) -> int:
     from warehouse.read import marts_markdown
 
-    settings = Settings.resolve(warehouse=args.warehouse)
+    settings = _settings(args)
     try:
         text = marts_markdown(settings.warehouse)
     except FileNotFoundError as error:
         print(f"agentkpi docs: {error}", file=sys.stderr)
         return 1
+    from flows.settings import configuration_markdown
+
     Path(args.out).write_text(text)
-    print(f"written to {args.out}")
+    configuration = Path(args.out).with_name("configuration.md")
+    configuration.write_text(configuration_markdown())
+    print(f"written to {args.out} and {configuration}")
     return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from warehouse.read import export_marts
 
-    settings = Settings.resolve(warehouse=args.warehouse)
+    settings = _settings(args)
     try:
         written = export_marts(settings.warehouse, Path(args.dir), args.format)
     except FileNotFoundError as error:
@@ -154,7 +178,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from transforms.summaries import late_sources
     from warehouse.read import status
 
-    settings = Settings.resolve(warehouse=args.warehouse)
+    settings = _settings(args)
     try:
         state = status(settings.warehouse, args.runs)
     except FileNotFoundError as error:
@@ -211,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="agentkpi", description="KPI warehouse for fleets of AI agents."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every stage")
+    parser.add_argument(
+        "--config", help="TOML configuration file [AGENTKPI_CONFIG; ./agentkpi.toml if present]"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the pipeline once and print a summary")
@@ -267,18 +294,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--date", help="a date in the period, YYYY-MM-DD (default: the latest complete one)"
     )
-    report.add_argument(
-        "--out",
-        default=os.environ.get("AGENTKPI_REPORTS_DIR", str(DEFAULT_DATA_DIR / "reports")),
-        help="reports directory [AGENTKPI_REPORTS_DIR]",
-    )
+    report.add_argument("--out", help="reports directory [AGENTKPI_REPORTS_DIR, reports_dir]")
     report.add_argument("--warehouse", help="DuckDB file [AGENTKPI_WAREHOUSE]")
     report.add_argument(
         "--send", action="store_true", help="also send it by e-mail and webhook (AGENTKPI_SMTP_*)"
     )
     report.set_defaults(func=_cmd_report)
 
-    docs = commands.add_parser("docs", help="write docs/marts.md from the warehouse's comments")
+    docs = commands.add_parser(
+        "docs", help="write docs/marts.md (from the warehouse's comments) and configuration.md"
+    )
     docs.add_argument("--warehouse", help="DuckDB file [AGENTKPI_WAREHOUSE]")
     docs.add_argument("--out", default="docs/marts.md")
     docs.set_defaults(func=_cmd_docs)
@@ -304,6 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.set_defaults(func=_cmd_status)
 
+    config = commands.add_parser(
+        "config", help="every setting, its value and where it came from (docs/configuration.md)"
+    )
+    config.set_defaults(func=_cmd_config)
+
     demo = commands.add_parser("demo", help="write a synthetic agent platform")
     demo.add_argument("--agents", type=int, default=32)
     demo.add_argument("--days", type=int, default=30)
@@ -325,7 +355,15 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return args.func(args)
+    if args.config:
+        # So that flows started from here (and their tasks) read the same file.
+        os.environ["AGENTKPI_CONFIG"] = args.config
+    try:
+        return args.func(args)
+    except SettingsError as error:
+        for problem in str(error).splitlines():
+            print(f"agentkpi: {problem}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
