@@ -208,6 +208,16 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return STALE_EXIT if sources["is_late"].any() else 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    from flows.serve import serve_all
+
+    settings = _settings(args, db_url=args.db_url, logs_dir=args.logs_dir)
+    settings.check_sources()
+    serve_all(settings)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import generate_demo
 
@@ -333,6 +343,14 @@ def build_parser() -> argparse.ArgumentParser:
         "config", help="every setting, its value and where it came from (docs/configuration.md)"
     )
     config.set_defaults(func=_cmd_config)
+
+    serve = commands.add_parser(
+        "serve", help="run every flow on its schedule in this process (Prefect serve)"
+    )
+    serve.add_argument("--db-url", help="operational database URL [AGENTKPI_DB_URL]")
+    serve.add_argument("--logs-dir", help="agent logs directory [AGENTKPI_LOGS_DIR]")
+    serve.add_argument("--warehouse", help="DuckDB file BI tools open [AGENTKPI_WAREHOUSE]")
+    serve.set_defaults(func=_cmd_serve)
 
     demo = commands.add_parser("demo", help="write a synthetic agent platform")
     demo.add_argument("--agents", type=int, default=32)
