@@ -59,10 +59,12 @@ def _run_child(platform_dir: Path, fresh: bool = True) -> dict:
     started = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", code, str(platform_dir.resolve())],
-        check=True,
+        check=False,
         capture_output=True,
         text=True,
     )
+    if out.returncode != 0:
+        raise RuntimeError(f"the run on {platform_dir} failed:\n{out.stderr[-4000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["wall_s"] = time.perf_counter() - started
     return result

@@ -170,3 +170,24 @@ def test_a_missing_database_fails_with_a_one_line_reason(tmp_path: Path) -> None
     assert "operational database not found" in str(raised.value)
     assert "\n" not in str(raised.value)
     assert not settings.warehouse.exists()
+
+
+def test_the_exact_key_check_counts_extra_rows_of_repeated_keys(tmp_path: Path) -> None:
+    from flows.pipeline import _keys_unique
+    from warehouse.store import StateStore
+
+    store = StateStore(tmp_path / "state.duckdb")
+    try:
+        store.con.execute(
+            "CREATE TABLE core.fct_heartbeats AS SELECT * FROM (VALUES "
+            "('a', TIMESTAMP '2026-01-01 00:00'), ('a', TIMESTAMP '2026-01-01 00:00'), "
+            "('a', TIMESTAMP '2026-01-01 00:00'), ('b', TIMESTAMP '2026-01-02 00:00'), "
+            "('b', TIMESTAMP '2026-01-03 00:00')) AS t(agent_id, ts)"
+        )
+        whole = _keys_unique(store, "fct_heartbeats", "core.fct_heartbeats", ["agent_id", "ts"], 5)
+        day = "(SELECT * FROM core.fct_heartbeats WHERE ts >= TIMESTAMP '2026-01-02')"
+        clean = _keys_unique(store, "fct_heartbeats", day, ["agent_id", "ts"], 2)
+    finally:
+        store.close()
+    assert not whole.success and whole.observed.startswith("2 repeated keys")
+    assert clean.success
