@@ -15,9 +15,11 @@ import io
 import json
 import math
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -108,15 +110,31 @@ class SourceError(RuntimeError):
 # The operational database
 
 
-def sqlite_extension_path() -> Path:
-    """The sqlite_scanner extension shipped by the `duckdb-extension-sqlite-scanner` package."""
-    import duckdb_extension_sqlite_scanner as package
+def extension_path(name: str) -> Path:
+    """A DuckDB extension's file, shipped by its `duckdb-extension-<name>` package
+    (`sqlite_scanner`, `postgres`): loaded from disk, never downloaded."""
+    import importlib
 
-    root = Path(package.__file__).parent
-    found = sorted(root.rglob("sqlite_scanner.duckdb_extension"))
+    package = importlib.import_module(
+        {"sqlite_scanner": "duckdb_extension_sqlite_scanner"}.get(name, f"duckdb_extension_{name}")
+    )
+    root = Path(package.__file__).parent  # type: ignore[arg-type]
+    found = sorted(root.rglob(f"{name}.duckdb_extension"))
     if not found:
-        raise SourceError(f"sqlite_scanner extension file not found under {root}")
+        raise SourceError(f"{name} extension file not found under {root}")
+    if name == "postgres":
+        return _named_postgres_scanner(found[-1])
     return found[-1]
+
+
+@cache
+def _named_postgres_scanner(shipped: Path) -> Path:
+    """The package ships `postgres.duckdb_extension`, but DuckDB derives the entry point it
+    calls from the file's name, and this extension's is `postgres_scanner`: a link under that
+    name, in a directory of this process's own."""
+    link = Path(tempfile.mkdtemp(prefix="agentkpi-ext-")) / "postgres_scanner.duckdb_extension"
+    link.symlink_to(shipped)
+    return link
 
 
 def sqlite_path(db_url: str) -> Path:
@@ -153,12 +171,25 @@ def open_source(db_url: str) -> duckdb.DuckDBPyConnection:
         path = sqlite_path(db_url)
         if not path.is_file():
             raise SourceError(f"operational database not found: {path}")
-        con.execute(f"LOAD '{sqlite_extension_path()}'")
+        con.execute(f"LOAD '{extension_path('sqlite_scanner')}'")
         con.execute("SET sqlite_all_varchar = true")
         con.execute(f"ATTACH {sql_literal(str(path))} AS src (TYPE sqlite, READ_ONLY)")
+    elif scheme in ("postgresql", "postgres"):
+        con.execute(f"LOAD '{extension_path('postgres')}'")
+        try:
+            con.execute(f"ATTACH {sql_literal(db_url)} AS src (TYPE postgres, READ_ONLY)")
+        except duckdb.Error as error:
+            reason = str(error).splitlines()[0]
+            raise SourceError(f"operational database unreachable: {reason}") from error
     else:
         raise SourceError(f"unsupported database URL scheme {scheme!r} in {db_url!r}")
     return con
+
+
+def source_kind(con: duckdb.DuckDBPyConnection) -> str:
+    """`sqlite` or `postgres`: the type of the attached source."""
+    row = con.execute("SELECT type FROM duckdb_databases() WHERE database_name = 'src'").fetchone()
+    return str(row[0]) if row else "sqlite"
 
 
 def source_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -196,11 +227,13 @@ class RowFilter:
         if self.changed_since is not None:
             # ISO text compares in time order to the day; a day's slack covers the rest.
             cutoff = (self.changed_since - OFFSET_MARGIN).strftime("%Y-%m-%d")
-            # Not read: dates before the cutoff. Read: the rest (later dates, NULL, not a
-            # date). One range test per row: a full scan, as no index serves updated_at.
+            # One test per row: a full scan, as no index serves updated_at.
+            # As text: SQLite and PostgreSQL alike, whether the column holds text or time.
+            # Not read: dates (YYYY-...) before the cutoff; read: everything else.
+            text = "COALESCE(CAST(updated_at AS TEXT), '')"
             return (
-                "WHERE NOT (COALESCE(updated_at, '') >= '0000' "
-                f"AND COALESCE(updated_at, '') < '{cutoff}')"
+                f"WHERE NOT ({text} >= '0000' AND {text} < '{cutoff}' "
+                f"AND SUBSTR({text}, 5, 1) = '-')"
             )
         return ""
 
@@ -215,7 +248,9 @@ def _select(con: duckdb.DuckDBPyConnection, table: str, rows: RowFilter) -> str:
         return f'SELECT {select} FROM src."{table}"'
     inner = ", ".join(f'"{c}"' for c in columns)
     query = f'SELECT {inner} FROM "{table}" {where}'
-    return f"SELECT {select} FROM sqlite_query('src', {sql_literal(query)})"
+    # The source database runs the filter itself, so that its index on id serves it.
+    scanner = "postgres_query" if source_kind(con) == "postgres" else "sqlite_query"
+    return f"SELECT {select} FROM {scanner}('src', {sql_literal(query)})"
 
 
 def read_table(

@@ -19,6 +19,7 @@ UPDATED = {
     6: "yesterday",  # not a date: read every time
     7: "",  # empty: read every time
     8: "0026-01-01",  # a date, however odd, before the cutoff: not read
+    9: 1700000000,  # a number (SQLite keeps it as one): not a date, read every time
 }
 
 
@@ -44,10 +45,10 @@ def test_rows_changed_since_a_moment_and_rows_no_watermark_can_place(tmp_path: P
     # 14 h of margin for offsets, then the whole day: the cutoff is 2026-10-30.
     since = datetime(2026, 10, 30, 12, 0) + extract.OFFSET_MARGIN
     assert (since - extract.OFFSET_MARGIN).date().isoformat() == "2026-10-30"
-    assert _ids(url, RowFilter(changed_since=since)) == [3, 4, 5, 6, 7]
+    assert _ids(url, RowFilter(changed_since=since)) == [3, 4, 5, 6, 7, 9]
 
 
 def test_rows_past_an_id_in_id_order(tmp_path: Path) -> None:
     url = _messages(tmp_path)
-    assert _ids(url, RowFilter(after_id=5, by_id=True)) == [6, 7, 8]
+    assert _ids(url, RowFilter(after_id=5, by_id=True)) == [6, 7, 8, 9]
     assert _ids(url, RowFilter()) == list(UPDATED)
