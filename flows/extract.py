@@ -179,10 +179,15 @@ def open_source(db_url: str) -> duckdb.DuckDBPyConnection:
         try:
             con.execute(f"ATTACH {sql_literal(db_url)} AS src (TYPE postgres, READ_ONLY)")
         except duckdb.Error as error:
-            reason = str(error).splitlines()[0]
-            raise SourceError(f"operational database unreachable: {reason}") from error
+            from flows.settings import redact_url
+
+            parsed = urlparse(db_url)
+            reason = str(error).splitlines()[0].replace(db_url, redact_url(db_url))
+            if parsed.password:
+                reason = reason.replace(parsed.password, "***")
+            raise SourceError(f"operational database unreachable: {reason}") from None
     else:
-        raise SourceError(f"unsupported database URL scheme {scheme!r} in {db_url!r}")
+        raise SourceError(f"unsupported database URL scheme {scheme!r}")
     return con
 
 

@@ -86,7 +86,7 @@ def report_flow(
     period: str = "day",
     day: date | None = None,
     warehouse: str | None = None,
-    reports_dir: str = "data/reports",
+    reports_dir: str | None = None,
     send: bool = False,
 ) -> dict[str, Any]:
     """Write the summary of one period (default: the latest complete one) from the published
@@ -97,13 +97,14 @@ def report_flow(
 
     settings = Settings.resolve(warehouse=warehouse)
     report = build_report(settings.warehouse, period, day, settings.kpi)
-    written = write_report(report, Path(reports_dir))
+    out = Path(reports_dir) if reports_dir else settings.reports_dir
+    written = write_report(report, out)
     logger = get_run_logger()
     logger.info("%s written to %s", report.title, written.html)
     deliveries = []
     if send:
         channels = Channels.from_env()
-        link = report_link(channels, Path(reports_dir), written.html)
+        link = report_link(channels, out, written.html)
         deliveries = deliver(report_message(report, written, link), channels)
         for d in deliveries:
             logger.info(

@@ -9,6 +9,8 @@ The schedules are created active and stay so: the process does not pause them wh
 
 from __future__ import annotations
 
+import os
+
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
@@ -30,11 +32,8 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
         cron=settings.schedules["pipeline_cron"],
         paused=False,
         concurrency_limit=1,  # a run that outlasts the hour is not overlapped by the next
-        parameters={
-            "db_url": settings.db_url,
-            "logs_dir": str(settings.logs_dir),
-            "warehouse": str(settings.warehouse),
-        },
+        # No settings in the parameters (the Prefect server keeps those, and a database URL
+        # may hold a password): the runs read them from this process's environment.
         description="Extract what is new, recompute the touched periods, check, publish.",
         tags=["agentkpi"],
     )
@@ -43,12 +42,7 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
             name=name,
             cron=settings.schedules[cron],
             paused=False,
-            parameters={
-                "period": period,
-                "warehouse": str(settings.warehouse),
-                "reports_dir": str(settings.reports_dir),
-                "send": True,
-            },
+            parameters={"period": period, "send": True},
             description=f"The {period}'s summary, written and sent.",
             tags=["agentkpi"],
         )
@@ -58,5 +52,10 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
 
 
 def serve_all(settings: Settings) -> None:
-    """Serve every deployment until the process is stopped."""
+    """Serve every deployment until the process is stopped. The runs inherit this process's
+    environment, so the settings given to it (flags included) are exported there."""
+    os.environ["AGENTKPI_DB_URL"] = settings.db_url
+    os.environ["AGENTKPI_LOGS_DIR"] = str(settings.logs_dir.resolve())
+    os.environ["AGENTKPI_WAREHOUSE"] = str(settings.warehouse.resolve())
+    os.environ["AGENTKPI_REPORTS_DIR"] = str(settings.reports_dir.resolve())
     serve(*deployments(settings), pause_on_shutdown=False)

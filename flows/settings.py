@@ -178,7 +178,9 @@ class Settings:
         problems = []
         url = urlparse(self.db_url)
         if url.scheme not in ("sqlite", "postgresql", "postgres"):
-            problems.append(f"db_url {self.db_url!r}: not a sqlite:/// or postgresql:// URL")
+            problems.append(
+                f"db_url {redact_url(self.db_url)!r}: not a sqlite:/// or postgresql:// URL"
+            )
         elif url.scheme == "sqlite":
             path = Path(self.db_url.removeprefix("sqlite:///"))
             if not path.is_file():
@@ -191,7 +193,7 @@ class Settings:
     def described(self) -> list[tuple[str, str, str]]:
         """(setting, value, origin) for every setting, as `agentkpi config` shows them."""
         values = {
-            "sources.db_url": self.db_url,
+            "sources.db_url": redact_url(self.db_url),
             "sources.logs_dir": self.logs_dir,
             "warehouse.warehouse": self.warehouse,
             "warehouse.reports_dir": self.reports_dir,
@@ -203,6 +205,15 @@ class Settings:
         }
         return [(s.name, str(values.get(s.name)), self.origins.get(s.name, "default"))
                 for s in SETTINGS]  # fmt: skip
+
+
+def redact_url(url: str) -> str:
+    """A database URL without its password, for anything printed or recorded."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
+    return parsed._replace(netloc=netloc).geturl()
 
 
 def _read_config(config: str | Path | None, env: Mapping[str, str]) -> dict[str, Any]:

@@ -109,9 +109,11 @@ def test_the_marts_from_postgresql_equal_those_from_sqlite(
     assert again.counts["agent_performance"].read == 0
 
 
-def test_an_unreachable_postgresql_fails_with_one_line(tmp_path: Path, free_tcp_port: int) -> None:
+def test_an_unreachable_postgresql_fails_with_one_line_and_no_password(
+    tmp_path: Path, free_tcp_port: int
+) -> None:
     settings = Settings.resolve(
-        db_url=f"postgresql://postgres@127.0.0.1:{free_tcp_port}/none",
+        db_url=f"postgresql://postgres:hunter2@127.0.0.1:{free_tcp_port}/none",
         logs_dir=tmp_path,
         warehouse=tmp_path / "w.duckdb",
     )
@@ -119,3 +121,7 @@ def test_an_unreachable_postgresql_fails_with_one_line(tmp_path: Path, free_tcp_
     with pytest.raises(PipelineError, match="operational database unreachable") as raised:
         run_pipeline(settings)
     assert "\n" not in str(raised.value)
+    assert "hunter2" not in str(raised.value)
+    assert ("sources.db_url", f"postgresql://postgres:***@127.0.0.1:{free_tcp_port}/none") in {
+        (name, value) for name, value, _ in settings.described()
+    }
