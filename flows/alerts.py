@@ -34,7 +34,7 @@ def run_and_notify(
 ) -> RunResult:
     """`run_pipeline`, then notify what is new; a failed run is notified with its reason
     (and still raises). Notifying never fails the run."""
-    channels = Channels.from_env() if channels is None else channels
+    channels = Channels.from_settings(settings) if channels is None else channels
     try:
         result = run_pipeline(settings, **run_args)
     except PipelineError as error:

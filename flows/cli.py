@@ -122,7 +122,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         from flows.deliver import Channels, deliver, report_link
         from flows.report import report_message
 
-        channels = Channels.from_env()
+        channels = Channels.from_settings(settings)
         if not channels.any:
             print("agentkpi report: --send, but no channel is configured", file=sys.stderr)
             return 1

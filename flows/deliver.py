@@ -1,17 +1,9 @@
 """Delivery of summaries and alerts: e-mail over SMTP and a Slack-compatible webhook.
 
-Channels come from the environment (secrets only from there, never logged or written):
-
-| variable | meaning |
-|---|---|
-| `AGENTKPI_SMTP_HOST`, `AGENTKPI_SMTP_PORT` (587) | the SMTP server; no host, no e-mail |
-| `AGENTKPI_SMTP_STARTTLS` (`true`) | upgrade the connection with STARTTLS |
-| `AGENTKPI_SMTP_CA_FILE` | the CA certificates to trust instead of the system's (a private CA) |
-| `AGENTKPI_SMTP_USER`, `AGENTKPI_SMTP_PASSWORD` | log in when a user is set |
-| `AGENTKPI_MAIL_FROM`, `AGENTKPI_MAIL_TO` | sender; recipients, comma-separated |
-| `AGENTKPI_WEBHOOK_URL` | a Slack-compatible incoming webhook; none, no webhook |
-| `AGENTKPI_REPORTS_URL` | where the reports directory is served, for links (else paths) |
-| `AGENTKPI_DELIVERY_RETRIES` (3), `AGENTKPI_DELIVERY_RETRY_DELAY_S` (2) | retries per channel |
+Channels come from the settings' `[delivery]` section (docs/configuration.md: each from its
+environment variable or the configuration file); the secrets, `AGENTKPI_SMTP_PASSWORD` and
+`AGENTKPI_WEBHOOK_URL` (its URL holds a token), only from the environment. None of them is
+ever logged or written.
 
 A delivery that fails is retried with backoff, then reported (logged, and returned as a
 failed `Delivery`); it never raises, so it never fails the pipeline run that triggered it.
@@ -30,6 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
+
+from flows.settings import Settings
 
 log = logging.getLogger("agentkpi.deliver")
 
@@ -52,26 +46,32 @@ class Channels:
     retry_delay_s: float = 2.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Channels:
-        """The channels the environment configures."""
+    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> Channels:
+        """The channels the settings configure (`[delivery]`, docs/configuration.md); the
+        secrets, the SMTP password and the webhook URL, from the environment only."""
         env = os.environ if env is None else env
-        recipients = tuple(
-            a.strip() for a in env.get("AGENTKPI_MAIL_TO", "").split(",") if a.strip()
-        )
+        d = settings.delivery
+        recipients = tuple(a.strip() for a in (d.get("mail_to") or "").split(",") if a.strip())
         return cls(
-            smtp_host=env.get("AGENTKPI_SMTP_HOST") or None,
-            smtp_port=int(env.get("AGENTKPI_SMTP_PORT", "587")),
-            smtp_starttls=env.get("AGENTKPI_SMTP_STARTTLS", "true").lower() in ("1", "true", "yes"),
-            smtp_ca_file=env.get("AGENTKPI_SMTP_CA_FILE") or None,
-            smtp_user=env.get("AGENTKPI_SMTP_USER") or None,
+            smtp_host=d.get("smtp_host"),
+            smtp_port=d.get("smtp_port", 587),
+            smtp_starttls=d.get("smtp_starttls", True),
+            smtp_ca_file=d.get("smtp_ca_file"),
+            smtp_user=d.get("smtp_user"),
             smtp_password=env.get("AGENTKPI_SMTP_PASSWORD") or None,
-            mail_from=env.get("AGENTKPI_MAIL_FROM", "agentkpi@localhost"),
+            mail_from=d.get("mail_from") or "agentkpi@localhost",
             mail_to=recipients,
             webhook_url=env.get("AGENTKPI_WEBHOOK_URL") or None,
-            reports_url=env.get("AGENTKPI_REPORTS_URL") or None,
-            retries=int(env.get("AGENTKPI_DELIVERY_RETRIES", "3")),
-            retry_delay_s=float(env.get("AGENTKPI_DELIVERY_RETRY_DELAY_S", "2")),
+            reports_url=d.get("reports_url"),
+            retries=d.get("delivery_retries", 3),
+            retry_delay_s=d.get("delivery_retry_delay_s", 2.0),
         )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Channels:
+        """The channels of the settings that the environment (and configuration file) give."""
+        env = os.environ if env is None else env
+        return cls.from_settings(Settings.resolve(env=env), env)
 
     @property
     def has_email(self) -> bool:

@@ -103,7 +103,7 @@ def report_flow(
     logger.info("%s written to %s", report.title, written.html)
     deliveries = []
     if send:
-        channels = Channels.from_env()
+        channels = Channels.from_settings(settings)
         link = report_link(channels, out, written.html)
         deliveries = deliver(report_message(report, written, link), channels)
         for d in deliveries:

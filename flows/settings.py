@@ -87,6 +87,21 @@ SETTINGS = [
     Setting("schedules.weekly_report_cron", str, "0 6 * * 1", "when the weekly summary goes out"),
     Setting("schedules.monthly_report_cron", str, "0 6 1 * *",
             "when the monthly summary goes out"),
+    Setting("delivery.smtp_host", str, None, "SMTP server for summaries and alerts; none: no "
+            "e-mail (the password: `AGENTKPI_SMTP_PASSWORD`, environment only)"),
+    Setting("delivery.smtp_port", int, 587, "SMTP port"),
+    Setting("delivery.smtp_starttls", bool, True, "upgrade the SMTP connection with STARTTLS"),
+    Setting("delivery.smtp_ca_file", str, None,
+            "CA certificates to trust instead of the system's (a private CA)"),
+    Setting("delivery.smtp_user", str, None, "SMTP login; none: no login"),
+    Setting("delivery.mail_from", str, "agentkpi@localhost", "sender of the e-mails"),
+    Setting("delivery.mail_to", str, None, "recipients, comma-separated"),
+    Setting("delivery.reports_url", str, None,
+            "where the reports directory is served, for links (else file paths); the webhook "
+            "URL holds a token: `AGENTKPI_WEBHOOK_URL`, environment only"),
+    Setting("delivery.delivery_retries", int, 3, "retries of a failed delivery, per channel"),
+    Setting("delivery.delivery_retry_delay_s", float, 2.0,
+            "first delivery retry delay; each next one is 4 times longer"),
 ]  # fmt: skip
 
 
@@ -107,6 +122,7 @@ class Settings:
     lookback_s: float = 3600.0
     reports_dir: Path = DEFAULT_DATA_DIR / "reports"
     schedules: Mapping[str, str] = field(default_factory=dict)
+    delivery: Mapping[str, Any] = field(default_factory=dict)  # flows.deliver.Channels
     # Where each setting's value came from: flag, environment, file or default.
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -170,6 +186,7 @@ class Settings:
             lookback_s=values["run.lookback_s"],
             reports_dir=values["warehouse.reports_dir"],
             schedules={s.key: values[s.name] for s in SETTINGS if s.section == "schedules"},
+            delivery={s.key: values[s.name] for s in SETTINGS if s.section == "delivery"},
             origins=origins,
         )
 
@@ -202,6 +219,7 @@ class Settings:
             "run.lookback_s": self.lookback_s,
             **{f"kpi.{k}": v for k, v in vars(self.kpi).items()},
             **{f"schedules.{k}": v for k, v in self.schedules.items()},
+            **{f"delivery.{k}": v for k, v in self.delivery.items()},
         }
         return [(s.name, str(values.get(s.name)), self.origins.get(s.name, "default"))
                 for s in SETTINGS]  # fmt: skip
@@ -232,6 +250,13 @@ def _read_config(config: str | Path | None, env: Mapping[str, str]) -> dict[str,
 
 
 def _typed(setting: Setting, raw: Any) -> Any:
+    if setting.kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(raw)
+        return text in ("true", "1", "yes")
     if setting.kind is Path:
         return Path(raw)
     if setting.kind is int:
@@ -251,7 +276,14 @@ def _typed(setting: Setting, raw: Any) -> Any:
 
 
 def _a(kind: type) -> str:
-    return {int: "a whole number", float: "a number", Path: "a path", str: "text"}[kind]
+    names = {
+        int: "a whole number",
+        float: "a number",
+        Path: "a path",
+        str: "text",
+        bool: "true/false",
+    }
+    return names[kind]
 
 
 def _contradictions(values: Mapping[str, Any]) -> list[str]:
@@ -301,7 +333,10 @@ def configuration_markdown() -> str:
         for s in SETTINGS:
             if s.section == section and s.default is not None:
                 value = s.default
-                text = f'"{value}"' if isinstance(value, str | Path) else repr(value)
+                if isinstance(value, bool):
+                    text = "true" if value else "false"
+                else:
+                    text = f'"{value}"' if isinstance(value, str | Path) else repr(value)
                 lines.append(f"{s.key} = {text}")
         lines.append("")
     lines[-1] = "```"

@@ -3,6 +3,7 @@ refused one line each, before any work starts."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,21 @@ from flows import cli
 from flows.settings import SETTINGS, Settings, SettingsError, configuration_markdown
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+
+
+def _from_file(parsed: dict) -> dict:
+    """Settings.resolve's arguments for a parsed example file, through a file of its own."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp()) / "agentkpi.toml"
+    lines = []
+    for section, values in parsed.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            text = str(value).lower() if isinstance(value, bool) else repr(value)
+            lines.append(f"{key} = {text}".replace("'", '"'))
+    path.write_text("\n".join(lines) + "\n")
+    return {"config": path}
 
 
 def _file(tmp_path: Path, text: str) -> Path:
@@ -94,3 +110,29 @@ def test_docs_configuration_md_lists_every_setting() -> None:
     text = DOCS.read_text()
     assert text == configuration_markdown(), "out of date: regenerate docs/configuration.md"
     assert all(f"`{s.env}`" in text for s in SETTINGS)
+    example = text.split("```toml\n")[1].split("```")[0]
+    parsed = tomllib.loads(example)
+    assert parsed["delivery"]["smtp_starttls"] is True
+    # The example is a valid file that sets every default.
+    assert Settings.resolve(env={}) == Settings.resolve(env={}, **_from_file(parsed))
+
+
+def test_channels_come_from_the_settings_and_secrets_from_the_environment(tmp_path: Path) -> None:
+    from flows.deliver import Channels
+
+    config = _file(
+        tmp_path,
+        '[delivery]\nsmtp_host = "mail.example.org"\nsmtp_starttls = false\n'
+        'mail_to = "a@example.org, b@example.org"\nsmtp_password = "in-a-file"\n',
+    )
+    with pytest.raises(SettingsError, match=r"unknown setting \[delivery\] smtp_password"):
+        Settings.resolve(config=config, env={})
+    config.write_text(config.read_text().replace('smtp_password = "in-a-file"\n', ""))
+    env = {"AGENTKPI_SMTP_PASSWORD": "from-env", "AGENTKPI_SMTP_PORT": "2525"}
+    settings = Settings.resolve(config=config, env=env)
+    channels = Channels.from_settings(settings, env)
+    assert channels.smtp_host == "mail.example.org" and channels.smtp_port == 2525
+    assert channels.smtp_starttls is False
+    assert channels.mail_to == ("a@example.org", "b@example.org")
+    assert channels.smtp_password == "from-env"
+    assert "from-env" not in repr(channels) and "from-env" not in str(settings.described())
