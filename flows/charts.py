@@ -6,6 +6,8 @@ Each function takes the small frames of a `flows.report.Report` and returns one 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from typing import Any
 
 import matplotlib
 
@@ -28,41 +30,46 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _empty(figure: Figure, axes, text: str) -> None:  # type: ignore[no-untyped-def]
-    axes.axis("off")
-    axes.text(0.5, 0.5, text, ha="center", va="center", color="#616161")
+def _chart(
+    title: str, rows: pl.DataFrame, nothing: str, draw: Callable[[Figure, Any], None]
+) -> bytes:
+    """One chart: `draw(figure, axes)` on `rows`, or the `nothing` text where there are none."""
+    figure, axes = plt.subplots(figsize=_SIZE)
+    if rows.is_empty():
+        axes.axis("off")
+        axes.text(0.5, 0.5, nothing, ha="center", va="center", color="#616161")
+    else:
+        draw(figure, axes)
+    axes.set_title(title, fontsize=10)
+    return _png(figure)
 
 
 def success_by_department(departments: pl.DataFrame, title: str) -> bytes:
     """Success rate of each department over the last periods (one line per department)."""
-    figure, axes = plt.subplots(figsize=_SIZE)
     rows = departments.filter(pl.col("success_rate").is_not_null()).sort("period_start")
-    if rows.is_empty():
-        _empty(figure, axes, "no tasks in these periods")
-    for (department,), part in rows.group_by("department", maintain_order=True):
-        axes.plot(
-            part["period_start"].to_list(),
-            (part["success_rate"] * 100).to_list(),
-            marker="o",
-            label=str(department),
-        )
-    if not rows.is_empty():
+
+    def draw(figure: Figure, axes: Any) -> None:
+        for (department,), part in rows.group_by("department", maintain_order=True):
+            axes.plot(
+                part["period_start"].to_list(),
+                (part["success_rate"] * 100).to_list(),
+                marker="o",
+                label=str(department),
+            )
         axes.set_ylabel("success rate (%)")
         axes.legend(fontsize=7, ncol=3, loc="lower left")
         axes.grid(alpha=0.3)
         figure.autofmt_xdate()
-    axes.set_title(title, fontsize=10)
-    return _png(figure)
+
+    return _chart(title, rows, "no tasks in these periods", draw)
 
 
 def execution_times(agents: pl.DataFrame, title: str) -> bytes:
     """Execution time of each agent in the period: median (bar) and 95th percentile (tick),
     agents grouped by department."""
-    figure, axes = plt.subplots(figsize=_SIZE)
     rows = agents.filter(pl.col("exec_time_p50_s").is_not_null()).sort("department", "agent_id")
-    if rows.is_empty():
-        _empty(figure, axes, "no tasks in this period")
-    else:
+
+    def draw(figure: Figure, axes: Any) -> None:
         positions = list(range(rows.height))
         axes.bar(positions, rows["exec_time_p50_s"].to_list(), color="#1565c0", label="p50")
         axes.scatter(
@@ -73,20 +80,16 @@ def execution_times(agents: pl.DataFrame, title: str) -> bytes:
         axes.set_ylabel("seconds")
         axes.legend(fontsize=7)
         axes.grid(axis="y", alpha=0.3)
-    axes.set_title(title, fontsize=10)
-    return _png(figure)
+
+    return _chart(title, rows, "no tasks in this period", draw)
 
 
 def revenue_against_target(business: pl.DataFrame, title: str) -> bytes:
-    """Revenue and lead pipeline year to date against the straight line to their targets."""
-    figure, axes = plt.subplots(figsize=_SIZE)
-    if business.is_empty():
-        _empty(figure, axes, "no business figures this year")
-    else:
+    """Revenue and lead pipeline year to date against the straight line to their targets
+    (the target times the mart's expected progress)."""
+
+    def draw(figure: Figure, axes: Any) -> None:
         days = business["date"].to_list()
-        day_of_year = business["date"].dt.ordinal_day()
-        days_in_year = pl.Series([366 if d.year % 4 == 0 else 365 for d in days])
-        share = day_of_year / days_in_year
         for column, target, colour, label in [
             ("revenue_ytd_usd", "revenue_target_usd", "#2e7d32", "revenue"),
             ("lead_pipeline_ytd_usd", "lead_pipeline_target_usd", "#6a1b9a", "lead pipeline"),
@@ -94,7 +97,7 @@ def revenue_against_target(business: pl.DataFrame, title: str) -> bytes:
             axes.plot(days, business[column].to_list(), color=colour, label=f"{label} YTD")
             axes.plot(
                 days,
-                (business[target] * share).to_list(),
+                (business[target] * business["expected_progress_pct"]).to_list(),
                 color=colour,
                 linestyle="--",
                 alpha=0.6,
@@ -104,41 +107,33 @@ def revenue_against_target(business: pl.DataFrame, title: str) -> bytes:
         axes.legend(fontsize=7)
         axes.grid(alpha=0.3)
         figure.autofmt_xdate()
-    axes.set_title(title, fontsize=10)
-    return _png(figure)
+
+    return _chart(title, business, "no business figures this year", draw)
 
 
 def department_comparison(departments: pl.DataFrame, title: str) -> bytes:
     """Success rate and uptime of each department in the period, coloured by health."""
-    figure, axes = plt.subplots(figsize=_SIZE)
-    if departments.is_empty():
-        _empty(figure, axes, "no departments")
-    else:
+
+    def draw(figure: Figure, axes: Any) -> None:
         names = departments["department"].to_list()
         positions = list(range(len(names)))
         colours = [
             _HEALTH_COLOURS.get(h or "unknown", "#9e9e9e") for h in departments["health_status"]
         ]
-        success = [None if v is None else v * 100 for v in departments["success_rate"]]
-        uptime = [None if v is None else v * 100 for v in departments["uptime_pct"]]
+        success = [0 if v is None else v * 100 for v in departments["success_rate"]]
+        uptime = [0 if v is None else v * 100 for v in departments["uptime_pct"]]
         axes.bar(
             [p - 0.2 for p in positions],
-            [v or 0 for v in success],
+            success,
             width=0.4,
             color=colours,
             label="success rate (colour: health)",
         )
-        axes.bar(
-            [p + 0.2 for p in positions],
-            [v or 0 for v in uptime],
-            width=0.4,
-            color="#90a4ae",
-            label="uptime",
-        )
+        axes.bar([p + 0.2 for p in positions], uptime, width=0.4, color="#90a4ae", label="uptime")
         axes.set_xticks(positions, names, fontsize=8)
         axes.set_ylabel("%")
         axes.set_ylim(0, 105)
         axes.legend(fontsize=7, loc="lower right")
         axes.grid(axis="y", alpha=0.3)  # fmt: skip
-    axes.set_title(title, fontsize=10)
-    return _png(figure)
+
+    return _chart(title, departments, "no departments", draw)

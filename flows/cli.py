@@ -76,24 +76,14 @@ def _print_summary(warehouse: Path) -> None:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    try:
-        _print_summary(settings.warehouse)
-    except FileNotFoundError as error:
-        print(f"agentkpi summary: {error}", file=sys.stderr)
-        return 1
+    _print_summary(_settings(args).warehouse)
     return 0
 
 
 def _cmd_quarantine(args: argparse.Namespace) -> int:
     from warehouse.read import quarantine_summary
 
-    settings = _settings(args)
-    try:
-        held = quarantine_summary(settings.warehouse)
-    except FileNotFoundError as error:
-        print(f"agentkpi quarantine: {error}", file=sys.stderr)
-        return 1
+    held = quarantine_summary(_settings(args).warehouse)
     if held.is_empty():
         print("nothing held in quarantine")
         return 0
@@ -112,11 +102,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     day = date.fromisoformat(args.date) if args.date else None
     try:
         report = build_report(settings.warehouse, args.period, day, settings.kpi)
-        out = Path(args.out) if args.out else settings.reports_dir
-        written = write_report(report, out)
-    except (FileNotFoundError, ReportError) as error:
+    except ReportError as error:
         print(f"agentkpi report: {error}", file=sys.stderr)
         return 1
+    out = Path(args.out) if args.out else settings.reports_dir
+    written = write_report(report, out)
     print(f"{report.title}: {written.html} ({written.markdown}, {len(written.charts)} charts)")
     if args.send:
         from flows.deliver import Channels, deliver, report_link
@@ -134,17 +124,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_docs(args: argparse.Namespace) -> int:
+    from flows.settings import configuration_markdown
     from warehouse.read import marts_markdown
 
-    settings = _settings(args)
-    try:
-        text = marts_markdown(settings.warehouse)
-    except FileNotFoundError as error:
-        print(f"agentkpi docs: {error}", file=sys.stderr)
-        return 1
-    from flows.settings import configuration_markdown
-
-    Path(args.out).write_text(text)
+    Path(args.out).write_text(marts_markdown(_settings(args).warehouse))
     configuration = Path(args.out).with_name("configuration.md")
     configuration.write_text(configuration_markdown())
     print(f"written to {args.out} and {configuration}")
@@ -154,12 +137,7 @@ def _cmd_docs(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from warehouse.read import export_marts
 
-    settings = _settings(args)
-    try:
-        written = export_marts(settings.warehouse, Path(args.dir), args.format)
-    except FileNotFoundError as error:
-        print(f"agentkpi export: {error}", file=sys.stderr)
-        return 1
+    written = export_marts(_settings(args).warehouse, Path(args.dir), args.format)
     for path, rows in written.items():
         print(f"{path} ({rows:,} rows)")
     return 0
@@ -179,11 +157,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from warehouse.read import status
 
     settings = _settings(args)
-    try:
-        state = status(settings.warehouse, args.runs)
-    except FileNotFoundError as error:
-        print(f"agentkpi status: {error}", file=sys.stderr)
-        return 1
+    state = status(settings.warehouse, args.runs)
     limits = dict(LATE_AFTER_S)
     if args.stale_after_s is not None:
         limits = dict.fromkeys(limits, float(args.stale_after_s))
@@ -382,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
         for problem in str(error).splitlines():
             print(f"agentkpi: {problem}", file=sys.stderr)
         return 2
+    except FileNotFoundError as error:  # no warehouse yet: one line, whatever the command
+        print(f"agentkpi {args.command}: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def build_report(
     starts = [start]
     for _ in range(TREND_PERIODS - 1):
         starts.append(summaries.previous_period(period, starts[-1]))
-    end = _next_period(period, start)
+    end = summaries.next_period(period, start)
     rows = read.report_rows(warehouse, period, starts, end - timedelta(days=1))
     if rows.system.filter(pl.col("period_start") == start).is_empty():
         raise ReportError(f"the marts have no {period} starting {start}")
@@ -166,11 +166,6 @@ def build_report(
         agents=rows.agents,
         business_year=rows.business.filter(pl.col("date") <= last_day),
     )
-
-
-def _next_period(period: str, start: date) -> date:
-    step = {"day": "1d", "week": "1w", "month": "1mo"}[period]
-    return pl.Series([start]).dt.offset_by(step)[0]  # type: ignore[no-any-return]
 
 
 def render_charts(report: Report) -> dict[str, bytes]:

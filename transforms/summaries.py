@@ -10,7 +10,8 @@ from datetime import date
 
 import polars as pl
 
-from transforms.periods import period_start
+from transforms.marts import BUSINESS_SUMS
+from transforms.periods import period_end, period_start
 
 # (metric, kind): the system KPIs a summary leads with. `kind` says how to show the value and
 # whether a rise is good: "rate_up" (a rate, higher is better), "rate_down", "seconds_down",
@@ -31,15 +32,7 @@ HEADLINE = [
 ]
 
 # A department's business figures, in the order a summary names them.
-BUSINESS_FIGURES = [
-    "revenue_usd",
-    "lead_pipeline_usd",
-    "cost_savings_usd",
-    "leads_generated",
-    "conversions",
-    "insights_generated",
-    "content_published",
-]
+BUSINESS_FIGURES = BUSINESS_SUMS
 
 # Fewer points than this make no correlation worth stating.
 MIN_CORRELATION_POINTS = 4
@@ -47,14 +40,18 @@ MIN_CORRELATION_POINTS = 4
 
 def containing_period(period: str, day: date) -> date:
     """The first date of the `period` (day, week, month) that contains `day`."""
-    frame = pl.DataFrame({"day": [day]})
-    return frame.select(period_start(pl.col("day"), period))[0, 0]  # type: ignore[no-any-return]
+    return pl.select(period_start(pl.lit(day), period)).item()  # type: ignore[no-any-return]
 
 
 def previous_period(period: str, start: date) -> date:
     """The first date of the period before the one starting at `start`."""
-    step = {"day": "-1d", "week": "-1w", "month": "-1mo"}[period]
-    return pl.Series([start]).dt.offset_by(step)[0]  # type: ignore[no-any-return]
+    before = pl.lit(start) - pl.duration(days=1)
+    return pl.select(period_start(before, period)).item()  # type: ignore[no-any-return]
+
+
+def next_period(period: str, start: date) -> date:
+    """The first date after the period starting at `start`."""
+    return pl.select(period_end(pl.lit(start), period)).item()  # type: ignore[no-any-return]
 
 
 def headline(system: pl.LazyFrame, start: date, previous: date) -> pl.LazyFrame:

@@ -13,6 +13,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+# The id of the latest run, as a subquery.
+LAST_RUN = "(SELECT run_id FROM ops.pipeline_runs ORDER BY run_started_at DESC LIMIT 1)"
+
 
 def connect_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the published warehouse."""
@@ -40,10 +43,11 @@ class Summary:
     last_run: pl.DataFrame
 
 
-def latest_complete_day(con: duckdb.DuckDBPyConnection) -> date | None:
-    """The latest day whose period has ended by as_of."""
+def latest_complete_start(con: duckdb.DuckDBPyConnection, period: str = "day") -> date | None:
+    """The start of the latest `period` (day, week, month) that has ended by as_of."""
     row = con.execute(
-        "SELECT max(period_start) FROM marts.agent_kpis WHERE period = 'day' AND is_complete"
+        "SELECT max(period_start) FROM marts.agent_kpis WHERE period = ? AND is_complete",
+        [period],
     ).fetchone()
     return row[0] if row else None
 
@@ -54,7 +58,7 @@ def summary(warehouse: Path) -> Summary:
     con = connect_read_only(warehouse)
     try:
         as_of_row = con.execute("SELECT max(as_of) FROM marts.agent_health").fetchone()
-        day = latest_complete_day(con)
+        day = latest_complete_start(con)
         system = con.execute(
             "SELECT * FROM marts.system_kpis WHERE period = 'day' AND period_start = ?", [day]
         ).pl()
@@ -78,9 +82,8 @@ def summary(warehouse: Path) -> Summary:
         ).pl()
         last_run = con.execute(
             "SELECT source, rows_read, rows_loaded, rows_duplicate, rows_quarantined, "
-            "run_status, run_finished_at FROM ops.pipeline_runs WHERE run_id = ("
-            "  SELECT run_id FROM ops.pipeline_runs ORDER BY run_started_at DESC LIMIT 1"
-            ") ORDER BY source = '*', source"
+            f"run_status, run_finished_at FROM ops.pipeline_runs WHERE run_id = {LAST_RUN} "
+            "ORDER BY source = '*', source"
         ).pl()
     finally:
         con.close()
@@ -126,16 +129,12 @@ class ReportRows:
 
 
 def latest_complete_period(warehouse: Path, period: str) -> date | None:
-    """The start of the latest `period` (day, week, month) that has ended by as_of."""
+    """The start of the latest `period` that has ended by as_of, in the published file."""
     con = connect_read_only(warehouse)
     try:
-        row = con.execute(
-            "SELECT max(period_start) FROM marts.agent_kpis WHERE period = ? AND is_complete",
-            [period],
-        ).fetchone()
+        return latest_complete_start(con, period)
     finally:
         con.close()
-    return row[0] if row else None
 
 
 def report_rows(warehouse: Path, period: str, starts: list[date], last_day: date) -> ReportRows:
@@ -177,16 +176,14 @@ def report_rows(warehouse: Path, period: str, starts: list[date], last_day: date
             ),
             failed_checks=rows(
                 "SELECT table_name, expectation, column_name, observed "
-                "FROM ops.validation_results WHERE NOT success AND run_id = ("
-                "  SELECT run_id FROM ops.pipeline_runs ORDER BY run_started_at DESC LIMIT 1"
-                ") ORDER BY table_name, expectation, column_name",
+                f"FROM ops.validation_results WHERE NOT success AND run_id = {LAST_RUN} "
+                "ORDER BY table_name, expectation, column_name",
                 [],
             ),
             freshness=rows("SELECT * FROM ops.source_freshness ORDER BY source", []),
             last_run=rows(
-                "SELECT * FROM ops.pipeline_runs WHERE run_id = ("
-                "  SELECT run_id FROM ops.pipeline_runs ORDER BY run_started_at DESC LIMIT 1"
-                ") ORDER BY source = '*', source",
+                f"SELECT * FROM ops.pipeline_runs WHERE run_id = {LAST_RUN} "
+                "ORDER BY source = '*', source",
                 [],
             ),
         )
@@ -328,8 +325,7 @@ def status(warehouse: Path, runs: int = 5) -> Status:
             "GROUP BY source ORDER BY source"
         ).pl()
         failed = con.execute(
-            "SELECT count(*) FROM ops.validation_results WHERE NOT success AND run_id = ("
-            "  SELECT run_id FROM ops.pipeline_runs ORDER BY run_started_at DESC LIMIT 1)"
+            f"SELECT count(*) FROM ops.validation_results WHERE NOT success AND run_id = {LAST_RUN}"
         ).fetchone()
     finally:
         con.close()

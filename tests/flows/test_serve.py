@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -121,51 +122,51 @@ asyncio.run(main(sys.argv[1], sys.argv[2:]))
 """
 
 
-def _client(env: dict, what: str, names: list[str]) -> dict:
-    done = subprocess.run(
+def _run_client(env: dict, what: str, names: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "-c", _CLIENT, what, *names],
         env=env, capture_output=True, text=True, timeout=900, cwd=REPO,
     )  # fmt: skip
+
+
+def _client(env: dict, what: str, names: list[str]) -> dict:
+    done = _run_client(env, what, names)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _serve(env: dict, flawed_platform: Path, warehouse: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
+@contextmanager
+def _serving(env: dict, flawed_platform: Path, warehouse: Path, log: Path) -> Iterator[None]:
+    """`agentkpi serve` in a child process, from when its deployments are registered until
+    it is stopped (SIGINT, as a terminal or systemd would)."""
+    process = subprocess.Popen(
         [str(BIN / "agentkpi"), "serve",
          "--db-url", "sqlite:///" + str((flawed_platform / "agents.db").resolve()),
          "--logs-dir", str(flawed_platform / "logs"), "--warehouse", str(warehouse)],
         env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=warehouse.parent,
     )  # fmt: skip
-
-
-def _registered(env: dict) -> bool:
-    done = subprocess.run(
-        [sys.executable, "-c", _CLIENT, "read", *DEPLOYMENTS],
-        env=env, capture_output=True, text=True, timeout=120, cwd=REPO,
-    )  # fmt: skip
-    return done.returncode == 0
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGINT)
     try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        _wait(
+            lambda: _run_client(env, "read", list(DEPLOYMENTS)).returncode == 0,
+            240,
+            f"the deployments of agentkpi serve ({log.name})",
+        )
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def test_serve_runs_the_pipeline_on_demand_and_keeps_its_schedules(
     server: dict, flawed_platform: Path, tmp_path: Path
 ) -> None:
     warehouse = tmp_path / "warehouse.duckdb"
-    serving = _serve(server, flawed_platform, warehouse, tmp_path / "serve.log")
-    try:
-        _wait(lambda: _registered(server), 240, "the deployments of agentkpi serve")
+    with _serving(server, flawed_platform, warehouse, tmp_path / "serve.log"):
         seen = _client(server, "run", list(DEPLOYMENTS))
-    finally:
-        _stop(serving)
     assert seen["run"]["state"] == "COMPLETED", (tmp_path / "serve.log").read_text()[-3000:]
     assert any("stage extract_database took" in m for m in seen["run"]["logs"])
     assert any("logs: read" in m for m in seen["run"]["logs"])
@@ -180,12 +181,8 @@ def test_serve_runs_the_pipeline_on_demand_and_keeps_its_schedules(
     # Stopped and started again: the schedules are still active, not paused.
     after_stop = _client(server, "read", list(DEPLOYMENTS))
     assert all(after_stop[name]["paused"] is False for name in DEPLOYMENTS)
-    again = _serve(server, flawed_platform, warehouse, tmp_path / "serve-again.log")
-    try:
-        _wait(lambda: _registered(server), 240, "agentkpi serve, restarted")
+    with _serving(server, flawed_platform, warehouse, tmp_path / "serve-again.log"):
         restarted = _client(server, "read", list(DEPLOYMENTS))
-    finally:
-        _stop(again)
     assert all(restarted[name]["paused"] is False for name in DEPLOYMENTS)
     assert all(restarted[name]["crons"] == [cron] for name, cron in DEPLOYMENTS.items())
 
