@@ -15,7 +15,9 @@ import io
 import json
 import math
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -376,8 +378,7 @@ def read_new_log_lines(
 
     One row per line, in file order then line order: file, line_no (from 1), parse_error
     (NULL, `not_json` or `wrong_type:<field>`) and the event's fields (see LOG_FIELDS).
-    Files are read one after another: with the page cache warm, reader threads cost more
-    than they save (docs/benchmarks.md).
+    The files are read by one thread ahead of the decoding (see `read_ahead`).
 
     `known` maps the checksums of files read before to their paths. A file whose text has
     a known checksum (or repeats a file earlier in this read) is not decoded: its entry names
@@ -386,11 +387,9 @@ def read_new_log_lines(
     batch: list[tuple[str, bytes]] = []
     entries: list[tuple[str, int, str, int, str | None]] = []
     size = 0
-    for log_file in files:
-        data = read_log_bytes(logs_dir / log_file.path)
-        digest = checksum(data)
+    for log_file, data, digest, lines in read_ahead(logs_dir, files):
         copy_of = known.get(digest)
-        entries.append((log_file.path, log_file.size_bytes, digest, data.count(b"\n"), copy_of))
+        entries.append((log_file.path, log_file.size_bytes, digest, lines, copy_of))
         if copy_of is not None:
             continue
         known[digest] = log_file.path
@@ -404,6 +403,65 @@ def read_new_log_lines(
             batch, entries, size = [], [], 0
     if batch or entries:
         yield _decode_batch(batch), pl.DataFrame(entries, schema=LOG_MANIFEST_COLUMNS, orient="row")
+
+
+# How many files the reading thread hands over at a time, and how many such groups it may
+# keep ready: about 2 x BATCH_BYTES of text at the demo's file sizes.
+READ_GROUP_FILES = 256
+READ_AHEAD_GROUPS = 48
+
+
+def read_ahead(
+    logs_dir: Path, files: Iterable[LogFile]
+) -> Iterator[tuple[LogFile, bytes, str, int]]:
+    """Each file's text (decompressed), checksum and line count, in the given order, read
+    by one thread that keeps up to READ_AHEAD_GROUPS groups of files ready: the disk works
+    while the caller decodes and loads (reading, gunzip and the checksum release the GIL).
+    An error reading a file is raised here, at that file; closing the iterator early stops
+    the thread."""
+    ready: queue.Queue[list[tuple[LogFile, bytes, str, int]] | BaseException | None] = queue.Queue(
+        maxsize=READ_AHEAD_GROUPS
+    )
+    stop = threading.Event()
+
+    def hand_over(item: list[tuple[LogFile, bytes, str, int]] | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read_all() -> None:
+        group: list[tuple[LogFile, bytes, str, int]] = []
+        try:
+            for log_file in files:
+                data = read_log_bytes(logs_dir / log_file.path)
+                group.append((log_file, data, checksum(data), data.count(b"\n")))
+                if len(group) >= READ_GROUP_FILES:
+                    if not hand_over(group):
+                        return
+                    group = []
+            if group and not hand_over(group):
+                return
+            hand_over(None)
+        except BaseException as error:  # handed to the caller, raised in its thread
+            hand_over(error)
+
+    reader = threading.Thread(target=read_all, name="log-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
+    finally:
+        stop.set()
+        reader.join()
 
 
 def _decode_batch(batch: list[tuple[str, bytes]]) -> pl.DataFrame:

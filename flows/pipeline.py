@@ -8,17 +8,19 @@ wrapper. Every stage's duration, row count and the process's peak memory are rec
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import resource
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -124,6 +126,19 @@ class StageClock:
         )
 
 
+T = TypeVar("T")
+
+
+def side_by_side(*calls: Callable[[], T]) -> list[T]:
+    """Run the calls at the same time, each in its own thread and in a copy of the caller's
+    context (so a Prefect task called inside runs in the caller's flow run); their results in
+    order. All of them finish before the first error, if any, is raised."""
+    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="stage") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
+        wait(futures)
+    return [future.result() for future in futures]
+
+
 # ---------------------------------------------------------------------------------------------
 # Extract and stage
 
@@ -221,6 +236,7 @@ class Loaded:
 
     known_agents: pl.Series
     counts: dict[str, SourceCount]
+    agents: pl.DataFrame | None = None  # the registry, from extract_registry
 
 
 # Moments by which each core fact table's rows fall into periods (see transforms.marts).
@@ -255,18 +271,14 @@ def _max_int(frame: pl.DataFrame, column: str, current: int | None) -> int | Non
     return max(int(values.max()), current or 0)  # type: ignore[arg-type]
 
 
-def extract_database(
+def extract_registry(
     settings: Settings, run_started_at: datetime, store: StateStore, run_id: str, full: bool
 ) -> Loaded:
-    """Read what is new in the operational tables, type it, split off bad rows, and load it
-    into core. Each step commits its rows with the watermark that says how far it read (and
-    the dates it touched), so a run stopped at any point leaves a consistent state that the
-    next run continues from.
+    """Read the registry (`agents`) and the targets, whole, in one transaction. When the
+    registry changed since the last run, rows held in quarantine for an unknown agent are
+    released in the same transaction. `full` first empties what a full refresh reads again.
 
-    New is: `agent_performance` and `business_metrics` rows past the last id read, in id
-    order; `workflow_executions` and `agent_communications` rows changed since the latest
-    `updated_at` seen, less `settings.lookback_s` (they replace their earlier version). The
-    registry and the targets are small and read whole. `full` reads everything again."""
+    The other extract stages run after it, side by side: they need the agents it knows."""
     con = extract.open_source(settings.db_url)
     counts = {source: SourceCount(source) for source in DB_SOURCES}
 
@@ -279,8 +291,10 @@ def extract_database(
             if full:
                 store.clear_rejected(DB_SOURCES)
                 store.reset_watermarks(DB_SOURCES)
-                for table in DB_CORE_TABLES:
-                    _ensure_core(store, table, full=True)
+            # Every core table is made (or emptied for a full refresh) here, before the stages
+            # that fill them run side by side.
+            for table in DB_CORE_TABLES + EVENT_CORE_TABLES:
+                _ensure_core(store, table, full)
             agents, changed = _extract_registry(con, store, run_started_at, account)
             if changed and not full:
                 # An agent moved: its tasks take the registry's department, everywhere.
@@ -290,15 +304,50 @@ def extract_database(
                     "AND t.department IS DISTINCT FROM a.department"
                 )
             store.add_touched(Touched(everything=full or changed).to_frame())
-            ctx = rules.RuleContext(run_started_at, agents["agent_id"])
             if changed and not full:
+                ctx = rules.RuleContext(run_started_at, agents["agent_id"])
                 _release_held(store, settings, ctx, agents, counts, run_id)
+            if full:  # the log side's state too: extract_logs then reads every file again
+                store.clear_log_manifest()
+                store.clear_rejected(["logs"])
+    finally:
+        con.close()
+    return Loaded(known_agents=agents["agent_id"], counts=counts, agents=agents)
+
+
+def extract_database(
+    settings: Settings,
+    registry: Loaded,
+    run_started_at: datetime,
+    store: StateStore,
+    run_id: str,
+    full: bool,
+) -> Loaded:
+    """Read what is new in the operational tables, type it, split off bad rows, and load it
+    into core. Each step commits its rows with the watermark that says how far it read (and
+    the dates it touched), so a run stopped at any point leaves a consistent state that the
+    next run continues from.
+
+    New is: `agent_performance` and `business_metrics` rows past the last id read, in id
+    order; `workflow_executions` and `agent_communications` rows changed since the latest
+    `updated_at` seen, less `settings.lookback_s` (they replace their earlier version). On a
+    full refresh (`full`), extract_registry has reset the watermarks: everything is new."""
+    con = extract.open_source(settings.db_url)
+    counts: dict[str, SourceCount] = {}
+
+    def account(source: str, read: int, valid: int, bad: pl.DataFrame) -> None:
+        counts.setdefault(source, SourceCount(source)).add(read, valid, 0, bad.height)
+        store.add_rejected(run_id, run_started_at, bad)
+
+    agents = registry.agents
+    ctx = rules.RuleContext(run_started_at, agents["agent_id"])
+    try:
         _extract_tasks(con, store, ctx, agents, account, run_id)
         _extract_changed(con, store, settings, ctx, counts, run_id, full)
         _extract_metrics(con, store, ctx, account, run_id)
     finally:
         con.close()
-    return Loaded(known_agents=agents["agent_id"], counts=counts)
+    return Loaded(known_agents=registry.known_agents, counts=counts, agents=agents)
 
 
 DB_CORE_TABLES = [
@@ -604,7 +653,6 @@ def extract_logs(
     run_started_at: datetime,
     store: StateStore,
     run_id: str,
-    full: bool,
 ) -> Loaded:
     """Read the log files not read before, decode, type, split off bad lines, and load the
     events that are not in core yet. Each batch of files commits with their manifest entries
@@ -612,18 +660,12 @@ def extract_logs(
     either read or not.
 
     A file whose text repeats one already read (delivered twice under another name) is
-    recorded but adds nothing: its lines count as duplicates. `full` reads every file again."""
+    recorded but adds nothing: its lines count as duplicates. On a full refresh the manifest
+    is empty (see extract_registry), so every file is read again."""
     count = SourceCount("logs")
     ctx = rules.RuleContext(run_started_at, known_agents)
     event_rules = rules.log_event_rules(ctx)
     interval_s = settings.kpi.heartbeat_interval_s
-    with store.transaction():
-        if full:
-            store.clear_log_manifest()
-            store.clear_rejected(["logs"])
-        for table in EVENT_CORE_TABLES:
-            _ensure_core(store, table, full)
-        store.add_touched(Touched(everything=full).to_frame())
     manifest = store.log_manifest()
     read_before = set(manifest["path"].to_list())
     listed, dirs = extract.list_changed_log_files(
@@ -779,7 +821,8 @@ def load_facts(store: StateStore, start: date, end: date, interval_s: float) -> 
     return marts.Facts(
         agents=q("SELECT * FROM core.dim_agents", []),
         tasks=q(
-            "SELECT * FROM core.fct_task_runs WHERE completed_at >= ? AND completed_at < ?",
+            f"SELECT {', '.join(marts.TASK_COLUMNS_USED)} FROM core.fct_task_runs "
+            "WHERE completed_at >= ? AND completed_at < ?",
             [lo, hi],
         ),
         messages=q(
@@ -788,8 +831,16 @@ def load_facts(store: StateStore, start: date, end: date, interval_s: float) -> 
             [lo, hi, lo, hi],
         ),
         workflows=q("SELECT * FROM core.fct_workflow_runs", []),
-        heartbeats=q("SELECT * FROM core.fct_heartbeats WHERE ts >= ? AND ts < ?", [beat_lo, hi]),
-        resources=q("SELECT * FROM core.fct_resource_samples WHERE ts >= ? AND ts < ?", [lo, hi]),
+        heartbeats=q(
+            f"SELECT {', '.join(marts.HEARTBEAT_COLUMNS_USED)} FROM core.fct_heartbeats "
+            "WHERE ts >= ? AND ts < ?",
+            [beat_lo, hi],
+        ),
+        resources=q(
+            f"SELECT {', '.join(marts.RESOURCE_COLUMNS_USED)} FROM core.fct_resource_samples "
+            "WHERE ts >= ? AND ts < ?",
+            [lo, hi],
+        ),
         errors=q("SELECT * FROM core.fct_agent_errors WHERE ts >= ? AND ts < ?", [lo, hi]),
     )
 
@@ -1039,18 +1090,33 @@ def run_pipeline(
         full = full_refresh or not store.has_table("core", "fct_task_runs")
         mode = "full" if full else "incremental"
         store.drop_stage()
-        with clock.stage("extract_database") as info:
-            retry = {"retries": settings.extract_retries, "retry_delay_s": settings.retry_delay_s}
-            db = stage(extract_database, **retry)(settings, started, store, run_id, full)
-            info["rows"] = sum(c.read for c in db.counts.values())
-        with clock.stage("extract_logs") as info:
-            logs = stage(extract_logs, **retry)(
-                settings, db.known_agents, started, store, run_id, full
-            )
-            info["rows"] = logs.counts["logs"].read
-        result.counts = db.counts
-        for source, count in logs.counts.items():
-            result.counts.setdefault(source, SourceCount(source)).merge(count)
+        retry = {"retries": settings.extract_retries, "retry_delay_s": settings.retry_delay_s}
+        with clock.stage("extract_registry") as info:
+            registry = stage(extract_registry, **retry)(settings, started, store, run_id, full)
+            info["rows"] = sum(c.read for c in registry.counts.values())
+
+        def tables() -> Loaded:
+            with clock.stage("extract_database") as info, store.sibling() as own:
+                db = stage(extract_database, **retry)(
+                    settings, registry, started, own, run_id, full
+                )
+                info["rows"] = sum(c.read for c in db.counts.values())
+            return db
+
+        def logs() -> Loaded:
+            with clock.stage("extract_logs") as info, store.sibling() as own:
+                loaded = stage(extract_logs, **retry)(
+                    settings, registry.known_agents, started, own, run_id
+                )
+                info["rows"] = loaded.counts["logs"].read
+            return loaded
+
+        # The tables and the logs load side by side: one waits on SQLite or the disk while
+        # the other decodes, and each commits only its own rows.
+        result.counts = registry.counts
+        for loaded in side_by_side(tables, logs):
+            for source, count in loaded.counts.items():
+                result.counts.setdefault(source, SourceCount(source)).merge(count)
         # What this run and any earlier unpublished run changed (ops.touched_days).
         touched = Touched.from_frame(store.touched())
         if backfill is not None:
@@ -1059,9 +1125,24 @@ def run_pipeline(
             span = pl.DataFrame({"day": pl.date_range(first_day, last_day, eager=True)})
             touched.days.append(span)
         before_as_of = previous_as_of(store)
-        with clock.stage("build_marts") as info:
-            built, result.as_of = stage(build_marts)(store, settings, touched)
-            info["rows"] = sum(frame.height for frame in built.values())
+        as_of = warehouse_as_of(store)
+        # An incremental run checks the input of the days it touched; a full one, all of it.
+        days = None if touched.everything or as_of is None else touched.dates(as_of.date())
+
+        def build() -> tuple[dict[str, pl.DataFrame], datetime | None]:
+            with clock.stage("build_marts") as info, store.sibling() as own:
+                built = stage(build_marts)(own, settings, touched)
+                info["rows"] = sum(frame.height for frame in built[0].values())
+            return built
+
+        def check_input() -> list[CheckResult]:
+            with clock.stage("validate_input") as info, store.sibling() as own:
+                checks = stage(validate_input)(own, days)
+                info["rows"] = len(checks)
+            return checks
+
+        # The input's checks read core only: they run while the marts are built.
+        (built, result.as_of), checked = side_by_side(build, check_input)  # type: ignore[misc]
         unchanged = (
             backfill is None
             and not touched.everything
@@ -1069,14 +1150,9 @@ def run_pipeline(
             and touched.onward_from is None
             and result.as_of == before_as_of
         )
-        with clock.stage("validate") as info:
-            days = (
-                None
-                if touched.everything or result.as_of is None
-                else touched.dates(result.as_of.date())
-            )
-            result.checks = stage(validate)(store, built, days)
-            info["rows"] = len(result.checks)
+        with clock.stage("validate_output") as info:
+            result.checks = checked + stage(validate_output)(built)
+            info["rows"] = len(result.checks) - len(checked)
         store.record_validation(check_results_frame(run_id, result.checks, _utc_now()))
         failed = result.failed_checks
         if failed:
@@ -1138,11 +1214,21 @@ CHECKED_BY_DATE = {
 def validate(
     store: StateStore, built: dict[str, pl.DataFrame], days: pl.Series | None = None
 ) -> list[CheckResult]:
-    """Great Expectations over the staged input (core) and over every mart.
+    """Great Expectations over the staged input (core) and over every mart."""
+    return validate_input(store, days) + validate_output(built)
+
+
+def validate_output(built: dict[str, pl.DataFrame]) -> list[CheckResult]:
+    """Great Expectations over every mart built, and the checks across marts."""
+    return validate_marts(built)
+
+
+def validate_input(store: StateStore, days: pl.Series | None = None) -> list[CheckResult]:
+    """Great Expectations over the staged input (core).
 
     With `days` (an incremental run), the large fact tables are checked on the rows of those
     days only: the input this run touched. A core table (or its checked rows) larger than
-    STAGED_SAMPLE_ROWS is checked by GX on a repeatable sample of that many rows (GX costs
+    STAGED_SAMPLE_ROWS is checked by GX on a repeatable sample of about that many rows (GX costs
     seconds per million rows); its key is checked for uniqueness on every row, in DuckDB
     (the checked rows' keys against the whole table).
     """
@@ -1168,17 +1254,24 @@ def validate(
             if rows <= STAGED_SAMPLE_ROWS:
                 staged[table] = store.query(f"SELECT * FROM {source}")
                 continue
-            staged[table] = store.query(
-                f"SELECT * FROM {source} "
-                f"USING SAMPLE reservoir({STAGED_SAMPLE_ROWS} ROWS) REPEATABLE (7)"
-            )
+            if source == f"core.{table}":
+                # Every k-th row by rowid: spread over the whole table, the same rows every
+                # time, and a sixth of a reservoir sample's cost (no full read of every column).
+                step = -(-rows // STAGED_SAMPLE_ROWS)
+                sample = f"SELECT * FROM {source} WHERE rowid % {step} = 0"
+            else:
+                sample = (
+                    f"SELECT * FROM {source} "
+                    f"USING SAMPLE reservoir({STAGED_SAMPLE_ROWS} ROWS) REPEATABLE (7)"
+                )
+            staged[table] = store.query(sample)
             keys = STAGED_KEYS.get(table)
             if keys:
                 exact.append(_keys_unique(store, table, source, keys, rows))
     finally:
         if days is not None:
             store.con.unregister("_checked_days")
-    return validate_staged(staged) + exact + validate_marts(built)
+    return validate_staged(staged) + exact
 
 
 def _keys_unique(

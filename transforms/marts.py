@@ -250,6 +250,13 @@ def _coverage(
     )
 
 
+# The columns of the task, resource and heartbeat facts that the period marts read: only
+# these are placed in periods (each row three times) and loaded for a partition.
+TASK_COLUMNS_USED = ["agent_id", "execution_time_s", "success_pct", "completed_at"]
+RESOURCE_COLUMNS_USED = ["agent_id", "ts", "cpu_pct", "memory_mb"]
+HEARTBEAT_COLUMNS_USED = ["agent_id", "ts", "task_queue", "message_queue"]
+
+
 @dataclass(frozen=True)
 class PeriodFacts:
     """The facts placed in the requested periods, once, for all the period marts.
@@ -279,15 +286,15 @@ def assign_facts(
     """Place every fact in its requested periods (materialized once by default, since the
     agent, department and system marts all read them)."""
     frames = {
-        "tasks": assign_periods(facts.tasks, "completed_at", periods),
+        "tasks": assign_periods(facts.tasks.select(*TASK_COLUMNS_USED), "completed_at", periods),
         "received": _received_messages(facts, periods),
         "sent": _sent_messages(facts, periods),
         "beats": assign_periods(
-            facts.heartbeats.select("agent_id", "ts", "task_queue", "message_queue"),
+            facts.heartbeats.select(*HEARTBEAT_COLUMNS_USED),
             "ts",
             periods,
         ),
-        "resources": assign_periods(facts.resources, "ts", periods),
+        "resources": assign_periods(facts.resources.select(*RESOURCE_COLUMNS_USED), "ts", periods),
         "errors": assign_periods(facts.errors.select("agent_id", "ts"), "ts", periods),
         "participations": _participations(facts, periods),
         "coverage": _coverage(facts, periods, as_of_ts, params),
@@ -531,7 +538,7 @@ def department_kpis(
     all facts of the department's agents; `agent_rows` are this run's agent_kpis rows."""
     keys = [*PERIOD_KEYS, "department"]
     placed = assigned or assign_facts(facts, periods, datetime.max, params, materialize=False)
-    tasks = _with_department(placed.tasks.drop("department"), facts.agents)
+    tasks = _with_department(placed.tasks, facts.agents)
     received = _with_department(placed.received, facts.agents)
     beats = _with_department(placed.beats, facts.agents)
 

@@ -181,6 +181,19 @@ class StateStore:
         self.con.close()
 
     @contextmanager
+    def sibling(self) -> Iterator[StateStore]:
+        """Another connection to the same database, for a stage that runs beside this one
+        in another thread: DuckDB runs their transactions side by side (a connection must
+        not be shared between threads). Still one process, so still one writer."""
+        other = object.__new__(StateStore)
+        other.path = self.path
+        other.con = self.con.cursor()
+        try:
+            yield other
+        finally:
+            other.con.close()
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
         """Everything inside commits together or not at all."""
         self.con.execute("BEGIN TRANSACTION")

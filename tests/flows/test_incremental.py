@@ -49,7 +49,7 @@ def replayed(
             # This batch's run fails its checks and publishes nothing; the next run (with no
             # new data to read) must still recompute what this batch touched.
             with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(pipeline, "validate", _failing_checks)
+                patch.setattr(pipeline, "validate_output", _failing_checks)
                 with pytest.raises(PipelineError, match="nothing published"):
                     run_pipeline(incremental, run_started_at=RUN_STARTED_AT)
         results.append(run_pipeline(incremental, run_started_at=RUN_STARTED_AT))

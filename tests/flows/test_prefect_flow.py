@@ -34,10 +34,12 @@ def test_the_flow_runs_every_stage_as_a_task_and_publishes(
     tasks = con.execute("SELECT count(*) FROM marts.agent_kpis").fetchone()[0]
     con.close()
     assert stages == {
+        "extract_registry",
         "extract_database",
         "extract_logs",
         "build_marts",
-        "validate",
+        "validate_input",
+        "validate_output",
         "publish",
     }
     assert tasks > 0
@@ -53,10 +55,12 @@ def test_the_flow_runs_every_stage_as_a_task_and_publishes(
 
     names = asyncio.run(task_names())
     assert {
+        "extract-registry",
         "extract-database",
         "extract-logs",
         "build-marts",
-        "validate",
+        "validate-input",
+        "validate-output",
         "publish",
     } <= names
 
@@ -77,10 +81,10 @@ def test_an_unreachable_database_is_retried_then_fails_the_flow_with_its_reason(
 
     from prefect.client.orchestration import get_client
 
-    async def extract_attempts() -> int:
+    async def extract_attempts() -> int:  # the first stage to open the database
         async with get_client() as client:
             runs = await client.read_task_runs(limit=200, sort=TaskRunSort.EXPECTED_START_TIME_DESC)
-            return max(r.run_count for r in runs if r.name.startswith("extract-database"))
+            return max(r.run_count for r in runs if r.name.startswith("extract-registry"))
 
     import asyncio
 
