@@ -273,6 +273,7 @@ class PeriodFacts:
     errors: pl.LazyFrame
     participations: pl.LazyFrame
     coverage: pl.LazyFrame
+    active: pl.LazyFrame  # (period, period_start, agent_id) with a task or a heartbeat
 
 
 def assign_facts(
@@ -286,7 +287,14 @@ def assign_facts(
     """Place every fact in its requested periods (materialized once by default, since the
     agent, department and system marts all read them)."""
     frames = {
-        "tasks": assign_periods(facts.tasks.select(*TASK_COLUMNS_USED), "completed_at", periods),
+        # With the registry's department: placed once, for the agents and their departments.
+        "tasks": assign_periods(
+            facts.tasks.select(*TASK_COLUMNS_USED).join(
+                facts.agents.select("agent_id", "department"), on="agent_id", how="left"
+            ),
+            "completed_at",
+            periods,
+        ),
         "received": _received_messages(facts, periods),
         "sent": _sent_messages(facts, periods),
         "beats": assign_periods(
@@ -302,7 +310,11 @@ def assign_facts(
     if materialize:
         collected = pl.collect_all(list(frames.values()))
         frames = {name: frame.lazy() for name, frame in zip(frames, collected, strict=True)}
-    return PeriodFacts(**frames)
+    activity = [
+        frames[name].select(*PERIOD_KEYS, "agent_id").unique() for name in ("tasks", "beats")
+    ]
+    active = pl.concat(activity).unique()
+    return PeriodFacts(**frames, active=active.collect().lazy() if materialize else active)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,7 +355,7 @@ def agent_kpis(
     keys = [*PERIOD_KEYS, "agent_id"]
     placed = assigned or assign_facts(facts, periods, as_of_ts, params, materialize=False)
     tasks, received, sent = placed.tasks, placed.received, placed.sent
-    beats, resources, errors = placed.beats, placed.resources, placed.errors
+    resources, errors = placed.resources, placed.errors
     participations = placed.participations
 
     task_stats = _task_stats(tasks, keys)
@@ -361,7 +373,6 @@ def agent_kpis(
         (pl.col("status") == "completed").sum().alias("workflows_succeeded"),
         (pl.col("status") == "failed").sum().alias("_workflows_failed"),
     )
-    beat_keys = beats.select(keys).unique()
     coverage = placed.coverage
 
     rows = _agent_rows(
@@ -374,7 +385,7 @@ def agent_kpis(
             resource_stats,
             error_stats,
             workflow_stats,
-            beat_keys,
+            placed.active,
         ],
         as_of_ts,
     )
@@ -513,13 +524,10 @@ BUSINESS_SUMS = [
 BUSINESS_MEANS = {"seo_score": "seo_score_avg", "engagement_rate": "engagement_rate_avg"}
 
 
-def _active_agents(tasks: pl.LazyFrame, beats: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
-    """agents_active per key: agents with a task or a heartbeat in the period."""
-    return (
-        pl.concat([tasks.select(*keys, "agent_id"), beats.select(*keys, "agent_id")])
-        .group_by(keys)
-        .agg(pl.col("agent_id").n_unique().alias("agents_active"))
-    )
+def _active_agents(active: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    """agents_active per key: agents with a task or a heartbeat in the period (`active`, see
+    PeriodFacts)."""
+    return active.group_by(keys).agg(pl.col("agent_id").n_unique().alias("agents_active"))
 
 
 def _with_department(frame: pl.LazyFrame, agents: pl.LazyFrame) -> pl.LazyFrame:
@@ -538,9 +546,9 @@ def department_kpis(
     all facts of the department's agents; `agent_rows` are this run's agent_kpis rows."""
     keys = [*PERIOD_KEYS, "department"]
     placed = assigned or assign_facts(facts, periods, datetime.max, params, materialize=False)
-    tasks = _with_department(placed.tasks, facts.agents)
+    # Tasks carry the registry's department (NULL for an agent not in it: left out here).
+    tasks = placed.tasks.filter(pl.col("department").is_not_null())
     received = _with_department(placed.received, facts.agents)
-    beats = _with_department(placed.beats, facts.agents)
 
     rows = agent_rows.select(keys).unique()
     from_agent_rows = agent_rows.group_by(keys).agg(
@@ -557,7 +565,7 @@ def department_kpis(
         .group_by(keys)
         .agg(pl.len().alias("agents_total"))
     )
-    active = _active_agents(tasks, beats, keys)
+    active = _active_agents(_with_department(placed.active, facts.agents), keys)
     task_stats = _task_stats(tasks, keys).drop("exec_time_max_s")
     response_stats = received.group_by(keys).agg(
         pl.col("response_time_s").mean().alias("response_time_avg_s")
@@ -690,7 +698,7 @@ def system_kpis(
         pl.len().alias("agents_registered"),
         pl.col("deployment_status").is_in(["deployed", "retired"]).sum().alias("agents_deployed"),
     )
-    active = _active_agents(tasks, beats, keys)
+    active = _active_agents(placed.active, keys)
     from_agent_rows = agent_rows.group_by(keys).agg(
         (pl.col("health_status") == "green").sum().alias("agents_healthy"),
         pl.col("operating_cost_usd").sum().alias("operating_cost_usd"),
