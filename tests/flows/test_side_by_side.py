@@ -1,0 +1,166 @@
+"""What lets stages run side by side: threads in the caller's context, a connection per
+thread to one state database, and log files read ahead by a thread."""
+
+from __future__ import annotations
+
+import contextvars
+import gzip
+import hashlib
+import threading
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from flows import extract
+from flows.pipeline import side_by_side
+from warehouse.store import StateStore
+
+RUN = contextvars.ContextVar("RUN", default="none")
+
+
+def test_side_by_side_returns_each_result_in_order_and_runs_at_the_same_time() -> None:
+    both_started = threading.Barrier(2, timeout=10)
+
+    def first() -> str:
+        both_started.wait()  # would time out if the calls ran one after the other
+        return "tables"
+
+    def second() -> str:
+        both_started.wait()
+        return "logs"
+
+    assert side_by_side(first, second) == ["tables", "logs"]
+
+
+def test_side_by_side_runs_each_call_in_the_callers_context() -> None:
+    RUN.set("run-7")
+    seen = side_by_side(RUN.get, RUN.get)
+    assert seen == ["run-7", "run-7"]
+
+
+def test_side_by_side_raises_the_first_error_after_every_call_finished() -> None:
+    finished: list[str] = []
+
+    def fails() -> None:
+        raise ValueError("database away")
+
+    def slow() -> str:
+        time.sleep(0.3)
+        finished.append("logs")
+        return "logs"
+
+    with pytest.raises(ValueError, match="database away"):
+        side_by_side(fails, slow)
+    assert finished == ["logs"]
+
+
+def test_sibling_connections_commit_side_by_side_and_roll_back_alone(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.duckdb")
+    store.con.execute("CREATE TABLE core.a (x INTEGER)")
+    store.con.execute("CREATE TABLE core.b (x INTEGER)")
+    inside = threading.Barrier(2, timeout=10)
+
+    def load(table: str, fail: bool) -> None:
+        with store.sibling() as own, own.transaction():
+            own.append_table("core", table, pl.DataFrame({"x": list(range(1000))}))
+            inside.wait()  # both transactions are open at once
+            if fail:
+                raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        side_by_side(lambda: load("a", False), lambda: load("b", True))
+    assert store.scalar("SELECT count(*) FROM core.a") == 1000
+    assert store.scalar("SELECT count(*) FROM core.b") == 0
+    store.close()
+
+
+def _write_logs(root: Path, count: int) -> list[extract.LogFile]:
+    files = []
+    for i in range(count):
+        text = "".join(f'{{"n": {i}, "line": {j}}}\n' for j in range(i % 5 + 1)).encode()
+        name = f"d/f{i:04d}.jsonl" + (".gz" if i % 3 == 0 else "")
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
+        files.append(extract.LogFile(name, path.stat().st_size))
+    return files
+
+
+def test_read_ahead_gives_every_file_in_order_with_its_text_checksum_and_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(extract, "READ_GROUP_FILES", 7)  # several groups, the last one short
+    monkeypatch.setattr(extract, "READ_AHEAD_GROUPS", 2)
+    files = _write_logs(tmp_path, 40)
+    read = list(extract.read_ahead(tmp_path, files))
+    assert [f.path for f, *_ in read] == [f.path for f in files]
+    for i, (_, data, digest, lines) in enumerate(read):
+        expected = "".join(f'{{"n": {i}, "line": {j}}}\n' for j in range(i % 5 + 1)).encode()
+        assert data == expected
+        assert digest == hashlib.blake2b(expected, digest_size=16).hexdigest()
+        assert lines == i % 5 + 1
+
+
+def test_read_ahead_raises_a_reading_error_at_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(extract, "READ_GROUP_FILES", 4)
+    files = _write_logs(tmp_path, 12)
+    (tmp_path / files[9].path).write_bytes(b"\x1f\x8b not gzip")  # files[9] ends in .gz
+    seen = []
+    with pytest.raises((OSError, EOFError)):
+        for log_file, *_ in extract.read_ahead(tmp_path, files):
+            seen.append(log_file.path)
+    assert seen == [f.path for f in files[:8]]  # the groups before the bad file's
+
+
+def test_read_ahead_stops_its_thread_when_the_reader_stops_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(extract, "READ_GROUP_FILES", 2)
+    monkeypatch.setattr(extract, "READ_AHEAD_GROUPS", 1)
+    files = _write_logs(tmp_path, 30)
+    reading = extract.read_ahead(tmp_path, files)
+    next(reading)
+    assert any(t.name == "log-reader" for t in threading.enumerate())
+    reading.close()
+    assert not any(t.name == "log-reader" for t in threading.enumerate())
+
+
+def test_a_large_core_table_is_checked_on_the_same_spread_out_sample_every_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import datetime, timedelta
+
+    from flows import pipeline
+    from transforms import core
+
+    store = StateStore(tmp_path / "state.duckdb")
+    beats = pl.DataFrame(
+        {
+            "agent_id": ["a"] * 1000,
+            "ts": [datetime(2026, 11, 1) + timedelta(minutes=i) for i in range(1000)],
+            "status": ["online"] * 1000,
+            "task_queue": [0] * 1000,
+            "message_queue": [0] * 1000,
+            "current_task_type": [None] * 1000,
+        },
+        schema=core.FCT_HEARTBEATS,
+    )
+    store.append_table("core", "fct_heartbeats", beats)
+    monkeypatch.setattr(pipeline, "STAGED_SAMPLE_ROWS", 100)
+    checked: list[pl.DataFrame] = []
+    monkeypatch.setattr(
+        pipeline, "validate_staged", lambda staged: checked.append(staged["fct_heartbeats"]) or []
+    )
+    first = pipeline.validate_input(store)
+    pipeline.validate_input(store)
+    store.close()
+    sample, again = checked
+    assert sample.height == 100
+    assert sample.equals(again)
+    minutes = sample["ts"].sort().diff().drop_nulls().unique().to_list()
+    assert minutes == [timedelta(minutes=10)]  # every 10th row: spread over the whole table
+    assert [c.success for c in first] == [True]  # the key is checked on every row
