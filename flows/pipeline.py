@@ -1209,6 +1209,8 @@ _TIMING_SCHEMA = {
 
 
 STAGED_SAMPLE_ROWS = 200_000
+# The exact key check groups at most about this many rows at a time.
+KEY_CHECK_ROWS = 8_000_000
 
 
 # The date by which an incremental run checks only the core rows it touched.
@@ -1289,18 +1291,24 @@ def _keys_unique(
     store: StateStore, table: str, source: str, keys: list[str], rows: int
 ) -> CheckResult:
     """Whether the keys of the checked rows occur once each in the whole table. A grouping,
-    not count(DISTINCT): DuckDB spills a large grouping to disk (three years of heartbeats do
-    not fit in the state database's memory limit)."""
+    not count(DISTINCT), and in parts of at most about KEY_CHECK_ROWS rows split by the keys'
+    hash (equal keys fall in the same part, so the sum over the parts is exact): three years
+    of heartbeats grouped at once do not fit in the state database's memory limit beside
+    what the run already holds."""
     columns = ", ".join(keys)
     checked = (
         ""
         if source == f"core.{table}"
         else (f"SEMI JOIN (SELECT {columns} FROM {source}) USING ({columns}) ")
     )
-    repeated = store.scalar(
-        f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM core.{table} "
-        f"{checked}GROUP BY {columns} HAVING count(*) > 1)"
-    )
+    parts = max(1, -(-rows // KEY_CHECK_ROWS))
+    repeated = 0
+    for part in range(parts):
+        where = f"WHERE hash({columns}) % {parts} = {part} " if parts > 1 else ""
+        repeated += store.scalar(
+            f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM core.{table} "
+            f"{checked}{where}GROUP BY {columns} HAVING count(*) > 1)"
+        )  # type: ignore[operator]
     return CheckResult(
         suite="staged",
         table=f"core.{table}",

@@ -191,3 +191,29 @@ def test_the_exact_key_check_counts_extra_rows_of_repeated_keys(tmp_path: Path) 
         store.close()
     assert not whole.success and whole.observed.startswith("2 repeated keys")
     assert clean.success
+
+
+def test_the_exact_key_check_in_parts_by_hash_counts_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows import pipeline
+    from warehouse.store import StateStore
+
+    store = StateStore(tmp_path / "state.duckdb")
+    try:
+        store.con.execute(
+            "CREATE TABLE core.fct_heartbeats AS SELECT "
+            "'agent-' || (i % 3) AS agent_id, TIMESTAMP '2026-01-01' + INTERVAL (i // 5) MINUTE "
+            "AS ts FROM range(3000) AS r(i)"
+        )
+        expected = store.scalar(
+            "SELECT count(*) - count(DISTINCT (agent_id, ts)) FROM core.fct_heartbeats"
+        )
+        keys = ["agent_id", "ts"]
+        at_once = pipeline._keys_unique(store, "fct_heartbeats", "core.fct_heartbeats", keys, 3000)
+        monkeypatch.setattr(pipeline, "KEY_CHECK_ROWS", 400)  # 8 parts
+        in_parts = pipeline._keys_unique(store, "fct_heartbeats", "core.fct_heartbeats", keys, 3000)
+    finally:
+        store.close()
+    assert expected > 0
+    assert at_once.observed == in_parts.observed == f"{expected} repeated keys in 3000 rows"
