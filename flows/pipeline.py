@@ -272,6 +272,19 @@ def _max_int(frame: pl.DataFrame, column: str, current: int | None) -> int | Non
     return max(int(values.max()), current or 0)  # type: ignore[arg-type]
 
 
+def _accounting(
+    counts: dict[str, SourceCount], store: StateStore, run_id: str, run_started_at: datetime
+) -> Callable[[str, int, int, pl.DataFrame], None]:
+    """`account(source, read, valid, bad)`: count a batch of a source table's rows (none of
+    them duplicates) and quarantine its bad ones."""
+
+    def account(source: str, read: int, valid: int, bad: pl.DataFrame) -> None:
+        counts.setdefault(source, SourceCount(source)).add(read, valid, 0, bad.height)
+        store.add_rejected(run_id, run_started_at, bad)
+
+    return account
+
+
 def extract_registry(
     settings: Settings, run_started_at: datetime, store: StateStore, run_id: str, full: bool
 ) -> Loaded:
@@ -282,11 +295,7 @@ def extract_registry(
     The other extract stages run after it, side by side: they need the agents it knows."""
     con = extract.open_source(settings.db_url)
     counts = {source: SourceCount(source) for source in DB_SOURCES}
-
-    def account(source: str, read: int, valid: int, bad: pl.DataFrame) -> None:
-        counts[source].add(read, valid, 0, bad.height)
-        store.add_rejected(run_id, run_started_at, bad)
-
+    account = _accounting(counts, store, run_id, run_started_at)
     try:
         with store.transaction():
             if full:
@@ -335,11 +344,7 @@ def extract_database(
     full refresh (`full`), extract_registry has reset the watermarks: everything is new."""
     con = extract.open_source(settings.db_url)
     counts: dict[str, SourceCount] = {}
-
-    def account(source: str, read: int, valid: int, bad: pl.DataFrame) -> None:
-        counts.setdefault(source, SourceCount(source)).add(read, valid, 0, bad.height)
-        store.add_rejected(run_id, run_started_at, bad)
-
+    account = _accounting(counts, store, run_id, run_started_at)
     agents = registry.agents
     ctx = rules.RuleContext(run_started_at, agents["agent_id"])
     try:
@@ -348,7 +353,7 @@ def extract_database(
         _extract_metrics(con, store, ctx, account, run_id)
     finally:
         con.close()
-    return Loaded(known_agents=registry.known_agents, counts=counts, agents=agents)
+    return Loaded(known_agents=registry.known_agents, counts=counts)
 
 
 DB_CORE_TABLES = [
@@ -921,23 +926,27 @@ def requested_periods(
 
 
 def build_marts(
-    store: StateStore, settings: Settings, touched: Touched
-) -> tuple[dict[str, pl.DataFrame], datetime | None]:
-    """The marts after this run's changes to core: the periods it touched are recomputed, one
-    month partition at a time, and replace their earlier rows; the rest stay as they were.
+    store: StateStore,
+    settings: Settings,
+    touched: Touched,
+    as_of_ts: datetime | None,
+    before_as_of: datetime | None,
+) -> dict[str, pl.DataFrame]:
+    """The marts as of `as_of_ts` (warehouse_as_of) after this run's changes to core: the
+    periods it touched are recomputed, one month partition at a time, and replace their
+    earlier rows; the rest stay as they were (those last published as of `before_as_of`).
     `business_value`, `agent_health` and `alerts` are recomputed whole (they are small)."""
     params = settings.kpi
-    as_of_ts = warehouse_as_of(store)
     first, last = _activity_bounds(store)
     if as_of_ts is None or first is None or last is None:
-        return empty_marts(), as_of_ts
+        return empty_marts()
     last = max(last, as_of_ts.date())
     before = store.marts()
-    requested = requested_periods(touched, first, last, before, previous_as_of(store), as_of_ts)
+    requested = requested_periods(touched, first, last, before, before_as_of, as_of_ts)
     if requested is None:
         requested, before = periods_overlapping(first, last), {}
     elif requested.is_empty() and all(name in before for name in MART_NAMES):
-        return {name: before[name] for name in MART_NAMES}, as_of_ts  # nothing changed
+        return {name: before[name] for name in MART_NAMES}  # nothing changed
     business = store.query("SELECT * FROM core.fct_business_metrics").lazy()
     parts: dict[str, list[pl.DataFrame]] = {}
     for name in PERIOD_MART_NAMES:
@@ -999,7 +1008,7 @@ def build_marts(
     )
     out["agent_health"] = marts.agent_health(health_facts, as_of_ts, params).collect()
     out["alerts"] = marts.alerts(agent_days, params).collect()
-    return {name: out[name] for name in MART_NAMES}, as_of_ts
+    return {name: out[name] for name in MART_NAMES}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1130,14 +1139,14 @@ def run_pipeline(
             span = pl.DataFrame({"day": pl.date_range(first_day, last_day, eager=True)})
             touched.days.append(span)
         before_as_of = previous_as_of(store)
-        as_of = warehouse_as_of(store)
+        result.as_of = as_of = warehouse_as_of(store)
         # An incremental run checks the input of the days it touched; a full one, all of it.
         days = None if touched.everything or as_of is None else touched.dates(as_of.date())
 
-        def build() -> tuple[dict[str, pl.DataFrame], datetime | None]:
+        def build() -> dict[str, pl.DataFrame]:
             with clock.stage("build_marts") as info, store.sibling() as own:
-                built = stage(build_marts)(own, settings, touched)
-                info["rows"] = sum(frame.height for frame in built[0].values())
+                built = stage(build_marts)(own, settings, touched, as_of, before_as_of)
+                info["rows"] = sum(frame.height for frame in built.values())
             return built
 
         def check_input() -> list[CheckResult]:
@@ -1149,16 +1158,16 @@ def run_pipeline(
         if days is None:
             # Every row is checked: beside a full build, the key checks' groupings and the
             # partitions' facts would need more memory than the 4 GB we allow a run.
-            (built, result.as_of), checked = build(), check_input()
+            built, checked = build(), check_input()
         else:
             # The touched days' input is checked while the marts are built (core only).
-            (built, result.as_of), checked = side_by_side(build, check_input)  # type: ignore[misc]
+            built, checked = side_by_side(build, check_input)  # type: ignore[misc]
         unchanged = (
             backfill is None
             and not touched.everything
             and not touched.days
             and touched.onward_from is None
-            and result.as_of == before_as_of
+            and as_of == before_as_of
         )
         with clock.stage("validate_output") as info:
             result.checks = checked + stage(validate_output)(built)
@@ -1224,15 +1233,9 @@ CHECKED_BY_DATE = {
 }
 
 
-def validate(
-    store: StateStore, built: dict[str, pl.DataFrame], days: pl.Series | None = None
-) -> list[CheckResult]:
-    """Great Expectations over the staged input (core) and over every mart."""
-    return validate_input(store, days) + validate_output(built)
-
-
 def validate_output(built: dict[str, pl.DataFrame]) -> list[CheckResult]:
-    """Great Expectations over every mart built, and the checks across marts."""
+    """Great Expectations over every mart built, and the checks across marts (a stage of its
+    own, so that Prefect shows it as a task)."""
     return validate_marts(built)
 
 

@@ -130,11 +130,10 @@ def test_an_incremental_run_checks_the_input_of_the_days_it_touched(
     incremental, _, _, _ = replayed
     seen = {}
     monkeypatch.setattr(pipeline, "validate_staged", lambda staged: seen.update(staged) or [])
-    monkeypatch.setattr(pipeline, "validate_marts", lambda built: [])
     store = StateStore(state_path_for(incremental.warehouse))
     try:
         day = date(2026, 10, 28)
-        checks = pipeline.validate(store, {}, pl.Series([day]))
+        checks = pipeline.validate_input(store, pl.Series([day]))
         everything = store.scalar("SELECT count(*) FROM core.fct_task_runs")
     finally:
         store.close()

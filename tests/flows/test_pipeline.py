@@ -137,9 +137,9 @@ def test_a_failing_mart_check_stops_publication(
     real_build = pipeline.build_marts
 
     def build_with_an_impossible_rate(*args, **kwargs):
-        built, as_of = real_build(*args, **kwargs)
+        built = real_build(*args, **kwargs)
         built["system_kpis"] = built["system_kpis"].with_columns(pl.lit(1.5).alias("error_rate"))
-        return built, as_of
+        return built
 
     monkeypatch.setattr(pipeline, "build_marts", build_with_an_impossible_rate)
     with pytest.raises(PipelineError, match=r"system_kpis.*error_rate"):
