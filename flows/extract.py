@@ -18,8 +18,8 @@ import os
 import queue
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -217,32 +217,37 @@ class RowFilter:
     """Which rows of a source table to read: those with `id` above `after_id`, or those whose
     `updated_at` text is not before `changed_since` (and those whose `updated_at` is NULL or
     not a date at all, which no watermark can place). Neither: every row. `by_id` reads in
-    `id` order (so that a watermark on the highest id read so far covers every row before)."""
+    `id` order (so that a watermark on the highest id read so far covers every row before).
+    `id_range` (above, at most; None for no bound) narrows any of these to a range of ids."""
 
     after_id: int | None = None
     changed_since: datetime | None = None
     by_id: bool = False
+    id_range: tuple[int | None, int | None] | None = None
 
     def sql(self) -> str:
         """The WHERE and ORDER BY clauses, run by the source database itself (so that its
         index on `id` serves them); portable SQL."""
-        if self.by_id:
-            where = "" if self.after_id is None else f"WHERE id > {int(self.after_id)} "
-            return where + "ORDER BY id"
+        tests = []
         if self.after_id is not None:
-            return f"WHERE id > {int(self.after_id)}"
-        if self.changed_since is not None:
+            tests.append(f"id > {int(self.after_id)}")
+        elif self.changed_since is not None and not self.by_id:
             # ISO text compares in time order to the day; a day's slack covers the rest.
             cutoff = (self.changed_since - OFFSET_MARGIN).strftime("%Y-%m-%d")
             # One test per row: a full scan, as no index serves updated_at.
             # As text: SQLite and PostgreSQL alike, whether the column holds text or time.
             # Not read: dates (YYYY-...) before the cutoff; read: everything else.
             text = "COALESCE(CAST(updated_at AS TEXT), '')"
-            return (
-                f"WHERE NOT ({text} >= '0000' AND {text} < '{cutoff}' "
-                f"AND SUBSTR({text}, 5, 1) = '-')"
+            tests.append(
+                f"NOT ({text} >= '0000' AND {text} < '{cutoff}' AND SUBSTR({text}, 5, 1) = '-')"
             )
-        return ""
+        above, at_most = self.id_range or (None, None)
+        if above is not None:
+            tests.append(f"id > {int(above)}")
+        if at_most is not None:
+            tests.append(f"id <= {int(at_most)}")
+        where = f"WHERE {' AND '.join(tests)}" if tests else ""
+        return f"{where} ORDER BY id".strip() if self.by_id else where
 
 
 def _select(con: duckdb.DuckDBPyConnection, table: str, rows: RowFilter) -> str:
@@ -279,14 +284,76 @@ def iter_table(
     con: duckdb.DuckDBPyConnection, table: str, batch_rows: int, rows: RowFilter = RowFilter()
 ) -> Iterator[pl.DataFrame]:
     """The rows of a source table (all, or those `rows` selects) in batches of at most
-    `batch_rows`, streamed (one scan)."""
+    `batch_rows`, streamed (one scan). Rows changed since a moment are looked for in every
+    row (no index serves `updated_at`): that scan is split into SCAN_PARTS ranges of ids, read
+    at the same time by a cursor and a thread each, and their batches come part after part."""
     columns = SOURCE_TABLES[table]
     try:
-        reader = con.execute(_select(con, table, rows)).to_arrow_reader(batch_rows)
-        for batch in reader:
-            yield pl.from_arrow(batch).cast({c: pl.String for c in columns})
+        if rows.changed_since is None or rows.after_id is not None or "id" not in columns:
+            reader: Iterable[object] = con.execute(_select(con, table, rows)).to_arrow_reader(
+                batch_rows
+            )
+            for batch in reader:
+                yield _as_text(batch, columns)
+            return
+        parts = [_select(con, table, replace(rows, id_range=r)) for r in _id_ranges(con, table)]
+        readers = [
+            Ahead(_batches_of(con.cursor(), sql, batch_rows), f"{table}-{n}", PART_BATCHES_AHEAD)
+            for n, sql in enumerate(parts)
+        ]
+        try:
+            for part in readers:
+                for batch in part:
+                    yield _as_text(batch, columns)
+        finally:
+            for part in readers:
+                part.close()
     except duckdb.Error as error:
         raise SourceError(f"cannot read {table}: {error}") from error
+
+
+def _as_text(batch: object, columns: list[str]) -> pl.DataFrame:
+    return pl.from_arrow(batch).cast({c: pl.String for c in columns})  # type: ignore[arg-type,union-attr]
+
+
+# An incremental scan of a changing table runs in this many parts at once.
+SCAN_PARTS = 2
+# How many batches each part's thread may keep ready.
+PART_BATCHES_AHEAD = 2
+
+
+def _id_ranges(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[int | None, int | None]]:
+    """SCAN_PARTS ranges of `id` (above, at most) that cover every row of `table` between
+    them: the first has no lower bound and the last no upper one (rows added meanwhile)."""
+    scanner = "postgres_query" if source_kind(con) == "postgres" else "sqlite_query"
+    # Two subqueries: each is one look at the id index (min and max together would scan).
+    query = sql_literal(
+        f'SELECT (SELECT min(id) FROM "{table}") AS lo, (SELECT max(id) FROM "{table}") AS hi'
+    )
+    lo, hi = con.execute(f"SELECT lo, hi FROM {scanner}('src', {query})").fetchone()  # type: ignore[misc]
+    try:
+        first, last = int(lo), int(hi)
+    except (TypeError, ValueError):  # no rows, or ids that are not integers: one part
+        return [(None, None)]
+    bounds = [first + (last - first) * n // SCAN_PARTS for n in range(1, SCAN_PARTS)]
+    return list(zip([None, *bounds], [*bounds, None], strict=True))
+
+
+def _batches_of(
+    cursor: duckdb.DuckDBPyConnection, sql: str, batch_rows: int
+) -> Callable[[Callable[[object], bool]], None]:
+    """A producer for `Ahead`: the Arrow batches of one query, on its own cursor (closed
+    at the end)."""
+
+    def produce(hand_over: Callable[[object], bool]) -> None:
+        try:
+            for batch in cursor.execute(sql).to_arrow_reader(batch_rows):
+                if not hand_over(batch):
+                    return
+        finally:
+            cursor.close()
+
+    return produce
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,49 +486,77 @@ def read_ahead(
     while the caller decodes and loads (reading, gunzip and the checksum release the GIL).
     An error reading a file is raised here, at that file; closing the iterator early stops
     the thread."""
-    ready: queue.Queue[list[tuple[LogFile, bytes, str, int]] | BaseException | None] = queue.Queue(
-        maxsize=READ_AHEAD_GROUPS
-    )
-    stop = threading.Event()
 
-    def hand_over(item: list[tuple[LogFile, bytes, str, int]] | BaseException | None) -> bool:
-        while not stop.is_set():
+    def read_all(hand_over: Callable[[object], bool]) -> None:
+        group: list[tuple[LogFile, bytes, str, int]] = []
+        for log_file in files:
+            data = read_log_bytes(logs_dir / log_file.path)
+            group.append((log_file, data, checksum(data), data.count(b"\n")))
+            if len(group) >= READ_GROUP_FILES:
+                if not hand_over(group):
+                    return
+                group = []
+        if group:
+            hand_over(group)
+
+    reader = Ahead(read_all, "log-reader", READ_AHEAD_GROUPS)
+    try:
+        for group in reader:
+            yield from group  # type: ignore[misc]
+    finally:
+        reader.close()
+
+
+class Ahead:
+    """What `produce` hands over, made by a thread of its own that starts at once and keeps
+    at most `keep` items ready for the reader. An error in the thread is raised to the
+    reader after the items before it; `close()` stops the thread (call it when done)."""
+
+    def __init__(
+        self, produce: Callable[[Callable[[object], bool]], None], name: str, keep: int = 2
+    ) -> None:
+        self._ready: queue.Queue[object] = queue.Queue(maxsize=keep)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(produce,), name=name, daemon=True)
+        self._thread.start()
+
+    def _hand_over(self, item: object) -> bool:
+        """Queue `item` for the reader; False once the reader has stopped listening."""
+        while not self._stop.is_set():
             try:
-                ready.put(item, timeout=0.1)
+                self._ready.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def read_all() -> None:
-        group: list[tuple[LogFile, bytes, str, int]] = []
+    def _run(self, produce: Callable[[Callable[[object], bool]], None]) -> None:
         try:
-            for log_file in files:
-                data = read_log_bytes(logs_dir / log_file.path)
-                group.append((log_file, data, checksum(data), data.count(b"\n")))
-                if len(group) >= READ_GROUP_FILES:
-                    if not hand_over(group):
-                        return
-                    group = []
-            if group and not hand_over(group):
-                return
-            hand_over(None)
-        except BaseException as error:  # handed to the caller, raised in its thread
-            hand_over(error)
+            produce(self._hand_over)
+            self._hand_over(_END)
+        except BaseException as error:  # handed to the reader, raised in its thread
+            self._hand_over(_Failure(error))
 
-    reader = threading.Thread(target=read_all, name="log-reader", daemon=True)
-    reader.start()
-    try:
+    def __iter__(self) -> Iterator[object]:
         while True:
-            item = ready.get()
-            if item is None:
+            item = self._ready.get()
+            if item is _END:
                 return
-            if isinstance(item, BaseException):
-                raise item
-            yield from item
-    finally:
-        stop.set()
-        reader.join()
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+_END = object()
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: BaseException
 
 
 def _decode_batch(batch: list[tuple[str, bytes]]) -> pl.DataFrame:

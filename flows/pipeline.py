@@ -31,7 +31,7 @@ from quality.expectations import STAGED_KEYS, CheckResult, validate_marts, valid
 from transforms import core, marts, staging
 from transforms.periods import PERIOD_KEYS, days_touched, periods_containing, periods_overlapping
 from warehouse.catalog import MART_KEYS
-from warehouse.publish import publish
+from warehouse.publish import discard, publish, write_marts
 from warehouse.store import StateStore, state_path_for
 
 log = logging.getLogger("agentkpi")
@@ -762,25 +762,30 @@ def _latest(store: StateStore, sql: str) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
+# The moments that place as_of where there is no heartbeat at all.
+ACTIVITY_MOMENTS = [
+    ("fct_task_runs", "completed_at"),
+    ("fct_workflow_runs", "started_at"),
+    ("fct_workflow_runs", "completed_at"),
+    ("fct_messages", "sent_at"),
+    ("fct_messages", "received_at"),
+    ("fct_messages", "responded_at"),
+    ("fct_resource_samples", "ts"),
+    ("fct_agent_errors", "ts"),
+]
+
+
 def warehouse_as_of(store: StateStore) -> datetime | None:
     """as_of over everything in core (the rule itself lives in transforms.marts.as_of)."""
-    beats = pl.LazyFrame(
-        {"ts": [_latest(store, "SELECT max(ts) FROM core.fct_heartbeats")]},
-        schema={"ts": pl.Datetime("us")},
+    latest_beat = _latest(store, "SELECT max(ts) FROM core.fct_heartbeats")
+    beats = pl.LazyFrame({"ts": [latest_beat]}, schema={"ts": pl.Datetime("us")})
+    # The other facts count only without any heartbeat: otherwise their eight scans, which
+    # an hourly run would wait for, are skipped.
+    maxima = (
+        []
+        if latest_beat is not None
+        else [_latest(store, f"SELECT max({c}) FROM core.{t}") for t, c in ACTIVITY_MOMENTS]
     )
-    maxima = [
-        _latest(store, f"SELECT max({column}) FROM core.{table}")
-        for table, column in [
-            ("fct_task_runs", "completed_at"),
-            ("fct_workflow_runs", "started_at"),
-            ("fct_workflow_runs", "completed_at"),
-            ("fct_messages", "sent_at"),
-            ("fct_messages", "received_at"),
-            ("fct_messages", "responded_at"),
-            ("fct_resource_samples", "ts"),
-            ("fct_agent_errors", "ts"),
-        ]
-    ]
     activity = pl.LazyFrame({"ts": maxima}, schema={"ts": pl.Datetime("us")})
     return marts.as_of(beats, activity).collect().item()
 
@@ -816,42 +821,40 @@ def partitions(periods: pl.DataFrame) -> list[pl.DataFrame]:
 
 
 def load_facts(store: StateStore, start: date, end: date, interval_s: float) -> marts.Facts:
-    """The core facts a partition covering dates [start, end) needs."""
+    """The core facts a partition covering dates [start, end) needs (queried side by side)."""
     lo = datetime.combine(start, datetime.min.time())
     hi = datetime.combine(end, datetime.min.time())
     beat_lo = lo - timedelta(seconds=interval_s)
-
-    def q(sql: str, params: list) -> pl.LazyFrame:
-        return store.query(sql, params).lazy()
-
-    return marts.Facts(
-        agents=q("SELECT * FROM core.dim_agents", []),
-        tasks=q(
+    queries = {
+        "agents": ("SELECT * FROM core.dim_agents", []),
+        "tasks": (
             f"SELECT {', '.join(marts.TASK_COLUMNS_USED)} FROM core.fct_task_runs "
             "WHERE completed_at >= ? AND completed_at < ?",
             [lo, hi],
         ),
         # Sent in the range, or received in it: two ranges rather than an OR, so that
         # DuckDB's zone maps skip the row groups outside each (an OR reads every row).
-        messages=q(
+        "messages": (
             "SELECT * FROM core.fct_messages WHERE sent_at >= ? AND sent_at < ? UNION ALL "
             "SELECT * FROM core.fct_messages WHERE received_at >= ? AND received_at < ? "
             "AND NOT coalesce(sent_at >= ? AND sent_at < ?, false)",
             [lo, hi, lo, hi, lo, hi],
         ),
-        workflows=q("SELECT * FROM core.fct_workflow_runs", []),
-        heartbeats=q(
+        "workflows": ("SELECT * FROM core.fct_workflow_runs", []),
+        "heartbeats": (
             f"SELECT {', '.join(marts.HEARTBEAT_COLUMNS_USED)} FROM core.fct_heartbeats "
             "WHERE ts >= ? AND ts < ?",
             [beat_lo, hi],
         ),
-        resources=q(
+        "resources": (
             f"SELECT {', '.join(marts.RESOURCE_COLUMNS_USED)} FROM core.fct_resource_samples "
             "WHERE ts >= ? AND ts < ?",
             [lo, hi],
         ),
-        errors=q("SELECT * FROM core.fct_agent_errors WHERE ts >= ? AND ts < ?", [lo, hi]),
-    )
+        "errors": ("SELECT * FROM core.fct_agent_errors WHERE ts >= ? AND ts < ?", [lo, hi]),
+    }
+    frames = store.query_all(list(queries.values()))
+    return marts.Facts(**{name: frame.lazy() for name, frame in zip(queries, frames, strict=True)})
 
 
 def empty_marts() -> dict[str, pl.DataFrame]:
@@ -1169,9 +1172,22 @@ def run_pipeline(
             and touched.onward_from is None
             and as_of == before_as_of
         )
-        with clock.stage("validate_output") as info:
-            result.checks = checked + stage(validate_output)(built)
-            info["rows"] = len(result.checks) - len(checked)
+
+        def check_output() -> list[CheckResult]:
+            with clock.stage("validate_output") as info:
+                checks = stage(validate_output)(built)
+                info["rows"] = len(checks)
+            return checks
+
+        def write_new_file() -> None:
+            with clock.stage("write_marts") as info:
+                stage(write_marts)(settings.warehouse, run_id, built)
+                info["rows"] = sum(frame.height for frame in built.values())
+
+        # The file to publish gets its marts while they are checked (it is swapped in only
+        # if they pass).
+        output_checks, _ = side_by_side(check_output, write_new_file)
+        result.checks = checked + output_checks
         store.record_validation(check_results_frame(run_id, result.checks, _utc_now()))
         failed = result.failed_checks
         if failed:
@@ -1196,6 +1212,8 @@ def run_pipeline(
         result.message = f"{type(error).__name__}: {error}".splitlines()[0]
         raise
     finally:
+        if result.status != "succeeded":
+            discard(settings.warehouse, run_id)
         result.timings = clock.rows
         result.elapsed_s = time.perf_counter() - began
         store.record_timings(pl.DataFrame(clock.rows[recorded:], schema=_TIMING_SCHEMA))

@@ -6,14 +6,22 @@ place: it writes a complete new database beside it, checkpoints and closes it, a
 over the old one (`os.replace`, atomic on POSIX). A reader that has the old file open keeps
 its complete old snapshot; the next connection opens the new one. A reader never blocks a
 run, never sees half a refresh, and no WAL is ever left next to the published file.
+
+The new file is written in two steps. `write_marts` puts the marts in it while their checks
+run (it is a file of its own, hidden by its name, so nothing reads it yet); `publish`, once
+the checks passed, adds the run's records and swaps it in. `discard` drops it when they fail.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
-from warehouse.store import StateStore, comment_columns
+import duckdb
+import polars as pl
+
+from warehouse.store import StateStore, comment_columns, write_frame
 
 # What the published file carries besides the marts, for analysts and the summaries.
 PUBLISHED_OPS = {
@@ -36,32 +44,50 @@ PUBLISHED_OPS = {
 }
 
 
-def publish(store: StateStore, target: Path, run_id: str) -> Path:
-    """Write every mart of the state database (and the run records) into a new file and swap
-    it in for `target` in one atomic rename. Returns `target`."""
+def staging_path(target: Path, run_id: str) -> Path:
+    """Where a run writes the file it will publish as `target`."""
+    return target.with_name(f".{target.name}.{run_id}.tmp")
+
+
+def write_marts(target: Path, run_id: str, marts: Mapping[str, pl.DataFrame]) -> Path:
+    """Write the marts, with their column comments, into the new file that is to replace
+    `target`; returns its path. Its own connection: this may run beside the marts' checks."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.{run_id}.tmp")
-    # What a run killed while publishing left behind (only one pipeline runs at a time: the
-    # state database's lock sees to that).
+    staging = staging_path(target, run_id)
+    # What an earlier run killed before publishing left behind (only one pipeline runs at a
+    # time: the state database's lock sees to that).
     for leftover in target.parent.glob(f".{target.name}.*.tmp*"):
         leftover.unlink(missing_ok=True)
+    con = duckdb.connect(
+        str(staging),
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+    )
+    try:
+        con.execute("CREATE SCHEMA marts")
+        for name, frame in sorted(marts.items()):
+            write_frame(con, f"marts.{name}", frame)
+            comment_columns(con, f"marts.{name}", name)
+    finally:
+        con.close()
+    return staging
+
+
+def discard(target: Path, run_id: str) -> None:
+    """Drop the new file of a run that is not to be published."""
+    staging_path(target, run_id).unlink(missing_ok=True)
+
+
+def publish(store: StateStore, target: Path, run_id: str) -> Path:
+    """Add the run records of the state database to the new file `write_marts` wrote, and swap
+    it in for `target` in one atomic rename. Returns `target`."""
+    staging = staging_path(target, run_id)
+    if not staging.exists():
+        raise FileNotFoundError(f"nothing to publish: {staging} was not written")
     con = store.con
     con.execute(f"ATTACH '{staging}' AS pub")
     try:
-        con.execute("CREATE SCHEMA pub.marts")
         con.execute("CREATE SCHEMA pub.ops")
         con.execute("CREATE SCHEMA pub.quarantine")
-        marts = [
-            name
-            for (name,) in con.execute(
-                "SELECT table_name FROM information_schema.tables "
-                "WHERE table_catalog = current_database() AND table_schema = 'marts' "
-                "ORDER BY table_name"
-            ).fetchall()
-        ]
-        for name in marts:
-            con.execute(f"CREATE TABLE pub.marts.{name} AS SELECT * FROM marts.{name}")
-            comment_columns(con, f"pub.marts.{name}", name)
         for table, sql in PUBLISHED_OPS.items():
             con.execute(f"CREATE TABLE pub.{table} AS {sql}")
         con.execute("CHECKPOINT pub")

@@ -8,7 +8,8 @@ refuses a second writer, which is what we want.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -158,6 +159,10 @@ def state_path_for(warehouse_path: Path) -> Path:
     return warehouse_path.with_name(warehouse_path.stem + ".state.duckdb")
 
 
+# How many queries `query_all` runs at once.
+QUERY_THREADS = 2
+
+
 class StateStore:
     """The single writer of the pipeline's state database."""
 
@@ -217,20 +222,13 @@ class StateStore:
 
     def replace_table(self, schema: str, table: str, frame: pl.DataFrame) -> None:
         """Replace `schema.table` with the rows of `frame` (inside the caller's transaction)."""
-        if frame.is_empty():
-            self._create_empty(schema, table, frame, replace=True)
-            return
-        self.con.register("_incoming", frame)
-        try:
-            self.con.execute(f"CREATE OR REPLACE TABLE {schema}.{table} AS SELECT * FROM _incoming")
-        finally:
-            self.con.unregister("_incoming")
+        write_frame(self.con, f"{schema}.{table}", frame)
 
     def append_table(self, schema: str, table: str, frame: pl.DataFrame) -> None:
         """Append the rows of `frame` to `schema.table`, creating it from the frame's schema."""
         if frame.is_empty():
             if not self.has_table(schema, table):
-                self._create_empty(schema, table, frame, replace=False)
+                _create_empty(self.con, f"{schema}.{table}", frame, replace=False)
             return
         self.con.register("_incoming", frame)
         try:
@@ -240,17 +238,6 @@ class StateStore:
                 self.con.execute(f"INSERT INTO {schema}.{table} BY NAME SELECT * FROM _incoming")
         finally:
             self.con.unregister("_incoming")
-
-    def _create_empty(self, schema: str, table: str, frame: pl.DataFrame, replace: bool) -> None:
-        # DuckDB 1.5.5 loses the large appends that follow, in the same transaction, an
-        # append from an empty Arrow scan (tests/warehouse/test_store.py shows it): an
-        # empty table is made from a one-row frame, LIMIT 0, never from an empty scan.
-        self.con.register("_shape", frame.clear(1))
-        try:
-            verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
-            self.con.execute(f"{verb} {schema}.{table} AS SELECT * FROM _shape LIMIT 0")
-        finally:
-            self.con.unregister("_shape")
 
     def rows_with_keys(self, schema: str, table: str, key: str, values: pl.Series) -> pl.DataFrame:
         """The rows of `schema.table` whose `key` is one of `values`."""
@@ -355,6 +342,19 @@ class StateStore:
     def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
         """A query's result as a Polars frame."""
         return self.con.execute(sql, params or []).pl()
+
+    def query_all(self, queries: Sequence[tuple[str, list]]) -> list[pl.DataFrame]:
+        """The results of several (sql, params) queries, in their order, run side by side on
+        sibling connections: DuckDB reads and converts one while the other's result is
+        converted, so two cores work. Sees what is committed (not this connection's open
+        transaction)."""
+
+        def run(query: tuple[str, list]) -> pl.DataFrame:
+            with self.sibling() as own:
+                return own.query(*query)
+
+        with ThreadPoolExecutor(max_workers=QUERY_THREADS, thread_name_prefix="query") as pool:
+            return list(pool.map(run, queries))
 
     def scalar(self, sql: str, params: list | None = None) -> object:
         """The first column of the first row of a query."""
@@ -505,16 +505,45 @@ class StateStore:
         return {name: self.query(f"SELECT * FROM marts.{name}") for (name,) in names}
 
 
+def write_frame(con: duckdb.DuckDBPyConnection, qualified: str, frame: pl.DataFrame) -> None:
+    """Create or replace the table `qualified` with the rows of `frame`."""
+    if frame.is_empty():
+        _create_empty(con, qualified, frame, replace=True)
+        return
+    con.register("_incoming", frame)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {qualified} AS SELECT * FROM _incoming")
+    finally:
+        con.unregister("_incoming")
+
+
+def _create_empty(
+    con: duckdb.DuckDBPyConnection, qualified: str, frame: pl.DataFrame, replace: bool
+) -> None:
+    # DuckDB 1.5.5 loses the large appends that follow, in the same transaction, an
+    # append from an empty Arrow scan (tests/warehouse/test_store.py shows it): an
+    # empty table is made from a one-row frame, LIMIT 0, never from an empty scan.
+    con.register("_shape", frame.clear(1))
+    try:
+        verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
+        con.execute(f"{verb} {qualified} AS SELECT * FROM _shape LIMIT 0")
+    finally:
+        con.unregister("_shape")
+
+
 def comment_columns(con: duckdb.DuckDBPyConnection, qualified: str, mart: str) -> None:
     """Put each mart column's definition and unit on it as a column comment."""
     from warehouse.catalog import MART_GRAINS
 
-    con.execute(f"COMMENT ON TABLE {qualified} IS {_quote(MART_GRAINS.get(mart, ''))}")
     comments = COLUMN_COMMENTS.get(mart, {})
     columns = [row[0] for row in con.execute(f"DESCRIBE {qualified}").fetchall()]
-    for column in columns:
-        if column in comments:
-            con.execute(f"COMMENT ON COLUMN {qualified}.{column} IS {_quote(comments[column])}")
+    statements = [f"COMMENT ON TABLE {qualified} IS {_quote(MART_GRAINS.get(mart, ''))}"] + [
+        f"COMMENT ON COLUMN {qualified}.{column} IS {_quote(comments[column])}"
+        for column in columns
+        if column in comments
+    ]
+    # One call for them all: each call waits for the GIL, which other threads may hold.
+    con.execute(";\n".join(statements))
 
 
 def _quote(text: str) -> str:

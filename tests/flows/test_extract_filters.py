@@ -4,7 +4,10 @@ a moment (and every row whose updated_at no watermark can place)."""
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
+
+import pytest
 
 from flows import extract
 from flows.extract import RowFilter
@@ -52,3 +55,44 @@ def test_rows_past_an_id_in_id_order(tmp_path: Path) -> None:
     url = _messages(tmp_path)
     assert _ids(url, RowFilter(after_id=5, by_id=True)) == [6, 7, 8, 9]
     assert _ids(url, RowFilter()) == list(UPDATED)
+
+
+def test_a_scan_for_changed_rows_in_parts_reads_each_row_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = _messages(tmp_path)
+    since = datetime(2026, 10, 30, 12, 0) + extract.OFFSET_MARGIN
+    con = extract.open_source(url)
+    try:
+        for parts in (1, 2, 3, 9, 20):
+            monkeypatch.setattr(extract, "SCAN_PARTS", parts)
+            ranges = extract._id_ranges(con, "agent_communications")
+            assert len(ranges) == parts
+            # The first range has no lower bound, the last no upper one, and each starts
+            # where the one before ends.
+            assert ranges[0][0] is None and ranges[-1][1] is None
+            assert all(a[1] == b[0] for a, b in pairwise(ranges))
+            batches = list(
+                extract.iter_table(con, "agent_communications", 2, RowFilter(changed_since=since))
+            )
+            ids = [int(i) for batch in batches for i in batch["id"]]
+            assert sorted(ids) == [3, 4, 5, 6, 7, 9]
+            assert all(batch.height <= 2 for batch in batches)
+    finally:
+        con.close()
+
+
+def test_a_table_without_rows_is_scanned_in_one_part(tmp_path: Path) -> None:
+    url = write_database(tmp_path / "empty.db", {"agent_communications": []})
+    con = extract.open_source(url)
+    try:
+        assert extract._id_ranges(con, "agent_communications") == [(None, None)]
+        since = datetime(2026, 10, 30)
+        assert (
+            list(
+                extract.iter_table(con, "agent_communications", 10, RowFilter(changed_since=since))
+            )
+            == []
+        )
+    finally:
+        con.close()

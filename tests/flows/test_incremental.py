@@ -52,6 +52,8 @@ def replayed(
                 patch.setattr(pipeline, "validate_output", _failing_checks)
                 with pytest.raises(PipelineError, match="nothing published"):
                     run_pipeline(incremental, run_started_at=RUN_STARTED_AT)
+            # The new file its marts were written into, beside their checks, is gone.
+            assert not list(incremental.warehouse.parent.glob(".*.tmp*"))
         results.append(run_pipeline(incremental, run_started_at=RUN_STARTED_AT))
         if k == 1:
             at_failure = settings_for(root / "platform", root / "full-1" / "warehouse.duckdb")

@@ -40,6 +40,7 @@ def test_the_flow_runs_every_stage_as_a_task_and_publishes(
         "build_marts",
         "validate_input",
         "validate_output",
+        "write_marts",
         "publish",
     }
     assert tasks > 0
@@ -61,6 +62,7 @@ def test_the_flow_runs_every_stage_as_a_task_and_publishes(
         "build-marts",
         "validate-input",
         "validate-output",
+        "write-marts",
         "publish",
     } <= names
 
