@@ -1181,7 +1181,7 @@ def run_pipeline(
 
         def write_new_file() -> None:
             with clock.stage("write_marts") as info:
-                stage(write_marts)(settings.warehouse, run_id, built)
+                stage(write_marts)(settings.warehouse, run_id, built, carry_over=not full)
                 info["rows"] = sum(frame.height for frame in built.values())
 
         # The file to publish gets its marts while they are checked (it is swapped in only

@@ -10,11 +10,18 @@ run, never sees half a refresh, and no WAL is ever left next to the published fi
 The new file is written in two steps. `write_marts` puts the marts in it while their checks
 run (it is a file of its own, hidden by its name, so nothing reads it yet); `publish`, once
 the checks passed, adds the run's records and swaps it in. `discard` drops it when they fail.
+
+The run records that only grow (every check's result, every stage's time: a few hundred rows
+an hour, millions after a year of hourly runs) are not copied whole each time. An incremental
+run starts its new file as a byte copy of the published one, which nobody writes, and adds
+the rows of the runs that file does not have yet; the marts and the small records are
+replaced. A full refresh writes the file from nothing.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,6 +31,9 @@ import polars as pl
 from warehouse.store import StateStore, comment_columns, write_frame
 
 # What the published file carries besides the marts, for analysts and the summaries.
+# The tables that only grow, with the key of the rows a run adds at once: a new file takes
+# over the published one's rows and adds the others.
+GROWING_OPS = {"ops.validation_results": ["run_id"], "ops.stage_timings": ["run_id", "stage"]}
 PUBLISHED_OPS = {
     "ops.pipeline_runs": "SELECT * FROM ops.pipeline_runs",
     "ops.validation_results": "SELECT * FROM ops.validation_results",
@@ -49,20 +59,26 @@ def staging_path(target: Path, run_id: str) -> Path:
     return target.with_name(f".{target.name}.{run_id}.tmp")
 
 
-def write_marts(target: Path, run_id: str, marts: Mapping[str, pl.DataFrame]) -> Path:
+def write_marts(
+    target: Path, run_id: str, marts: Mapping[str, pl.DataFrame], carry_over: bool = False
+) -> Path:
     """Write the marts, with their column comments, into the new file that is to replace
-    `target`; returns its path. Its own connection: this may run beside the marts' checks."""
+    `target`; returns its path. With `carry_over`, the new file starts as a copy of `target`
+    (for its growing run records; its marts are replaced). Its own connection: this may run
+    beside the marts' checks."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_path(target, run_id)
     # What an earlier run killed before publishing left behind (only one pipeline runs at a
     # time: the state database's lock sees to that).
     for leftover in target.parent.glob(f".{target.name}.*.tmp*"):
         leftover.unlink(missing_ok=True)
-    con = duckdb.connect(
-        str(staging),
-        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
-    )
+    if carry_over and target.exists():
+        # Published files are only ever renamed into place, never written: a byte copy is
+        # a consistent one.
+        shutil.copyfile(target, staging)
+    con = _connect(staging)
     try:
+        con.execute("DROP SCHEMA IF EXISTS marts CASCADE")
         con.execute("CREATE SCHEMA marts")
         for name, frame in sorted(marts.items()):
             write_frame(con, f"marts.{name}", frame)
@@ -70,6 +86,16 @@ def write_marts(target: Path, run_id: str, marts: Mapping[str, pl.DataFrame]) ->
     finally:
         con.close()
     return staging
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    """Open the new file; a copy DuckDB cannot open is replaced by an empty file."""
+    config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    try:
+        return duckdb.connect(str(path), config=config)
+    except duckdb.Error:
+        path.unlink(missing_ok=True)
+        return duckdb.connect(str(path), config=config)
 
 
 def discard(target: Path, run_id: str) -> None:
@@ -86,10 +112,17 @@ def publish(store: StateStore, target: Path, run_id: str) -> Path:
     con = store.con
     con.execute(f"ATTACH '{staging}' AS pub")
     try:
-        con.execute("CREATE SCHEMA pub.ops")
-        con.execute("CREATE SCHEMA pub.quarantine")
+        con.execute("CREATE SCHEMA IF NOT EXISTS pub.ops")
+        con.execute("CREATE SCHEMA IF NOT EXISTS pub.quarantine")
         for table, sql in PUBLISHED_OPS.items():
-            con.execute(f"CREATE TABLE pub.{table} AS {sql}")
+            keys = GROWING_OPS.get(table)
+            if keys and _columns(con, f"pub.{table}") == _columns(con, table):
+                con.execute(
+                    f"INSERT INTO pub.{table} SELECT * FROM ({sql}) AS fresh "
+                    f"ANTI JOIN pub.{table} USING ({', '.join(keys)})"
+                )
+            else:
+                con.execute(f"CREATE OR REPLACE TABLE pub.{table} AS {sql}")
         con.execute("CHECKPOINT pub")
     finally:
         con.execute("DETACH pub")
@@ -97,6 +130,14 @@ def publish(store: StateStore, target: Path, run_id: str) -> Path:
     os.replace(staging, target)
     _fsync(target.parent)
     return target
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]] | None:
+    """The (name, type) of each column of `table`, or None where there is no such table."""
+    try:
+        return [(name, kind) for name, kind, *_ in con.execute(f"DESCRIBE {table}").fetchall()]
+    except duckdb.CatalogException:
+        return None
 
 
 def _fsync(path: Path) -> None:

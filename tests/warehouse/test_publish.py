@@ -1,0 +1,119 @@
+"""Publication: each run's new file carries every run record once, whether it starts from
+nothing (a full refresh) or from a copy of the published file (an incremental run)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from flows.pipeline import empty_marts
+from transforms import core
+from warehouse.publish import discard, publish, staging_path, write_marts
+from warehouse.store import StateStore
+
+AT = datetime(2026, 11, 23, 10)
+
+
+def _state(tmp_path: Path) -> StateStore:
+    store = StateStore(tmp_path / "warehouse.state.duckdb")
+    # ops.source_freshness reads these core tables.
+    for table in ("fct_task_runs", "fct_workflow_runs", "fct_messages", "fct_heartbeats"):
+        store.replace_table("core", table, core.empty(table).collect())
+    store.replace_table(
+        "core", "fct_business_metrics", core.empty("fct_business_metrics").collect()
+    )
+    return store
+
+
+def _run(store: StateStore, target: Path, run_id: str, carry_over: bool) -> None:
+    """What a run records and publishes: its checks, its stage times, then the new file."""
+    store.record_validation(
+        pl.DataFrame(
+            {
+                "run_id": [run_id] * 3,
+                "suite": ["marts"] * 3,
+                "table_name": ["marts.agent_kpis"] * 3,
+                "expectation": ["a", "b", "c"],
+                "column_name": ["x", None, "y"],
+                "success": [True, True, False],
+                "observed": [None, None, "1 row"],
+                "details": ["{}"] * 3,
+                "validated_at": [AT] * 3,
+            }
+        )
+    )
+    timings = pl.DataFrame(
+        {"run_id": [run_id] * 2, "stage": ["build_marts", "validate_output"], "seconds": [1.0, 2.0]}
+    )
+    store.record_timings(timings)
+    write_marts(target, run_id, empty_marts(), carry_over=carry_over)
+    publish(store, target, run_id)
+    # The publish stage's own time is recorded after the file was swapped in: the next
+    # publication carries it.
+    store.record_timings(pl.DataFrame({"run_id": [run_id], "stage": ["publish"], "seconds": [0.1]}))
+
+
+def _rows(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple]:
+    return sorted(con.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+
+
+@pytest.mark.parametrize("carry_over", [True, False])
+def test_every_run_record_is_published_once(tmp_path: Path, carry_over: bool) -> None:
+    store = _state(tmp_path)
+    target = tmp_path / "warehouse.duckdb"
+    for run_id in ("r1", "r2", "r3"):
+        _run(store, target, run_id, carry_over)
+    published = duckdb.connect(str(target), read_only=True)
+    try:
+        assert _rows(published, "ops.validation_results") == _rows(
+            store.con, "ops.validation_results"
+        )
+        assert len(_rows(published, "ops.validation_results")) == 9
+        # Everything but the last run's publish stage, recorded after its file was out.
+        state_timings = [
+            row for row in _rows(store.con, "ops.stage_timings") if row[:2] != ("r3", "publish")
+        ]
+        assert _rows(published, "ops.stage_timings") == state_timings
+        assert sorted(published.execute("SHOW TABLES FROM marts").fetchall()) == sorted(
+            (name,) for name in empty_marts()
+        )
+    finally:
+        published.close()
+    assert not list(tmp_path.glob(".*.tmp*"))
+
+
+def test_a_published_table_of_another_shape_is_replaced_whole(tmp_path: Path) -> None:
+    store = _state(tmp_path)
+    target = tmp_path / "warehouse.duckdb"
+    _run(store, target, "r1", carry_over=True)
+    # A file from a version whose validation results had fewer columns.
+    old = duckdb.connect(str(target))
+    old.execute("ALTER TABLE ops.validation_results DROP COLUMN details")
+    old.execute("CREATE TABLE marts.retired AS SELECT 1 AS x")
+    old.close()
+    _run(store, target, "r2", carry_over=True)
+    published = duckdb.connect(str(target), read_only=True)
+    try:
+        assert _rows(published, "ops.validation_results") == _rows(
+            store.con, "ops.validation_results"
+        )
+        # The marts are the run's, not the copy's.
+        assert ("retired",) not in published.execute("SHOW TABLES FROM marts").fetchall()
+    finally:
+        published.close()
+
+
+def test_a_discarded_file_leaves_the_published_one_as_it_was(tmp_path: Path) -> None:
+    store = _state(tmp_path)
+    target = tmp_path / "warehouse.duckdb"
+    _run(store, target, "r1", carry_over=True)
+    before = target.read_bytes()
+    write_marts(target, "r2", empty_marts(), carry_over=True)
+    assert staging_path(target, "r2").exists()
+    discard(target, "r2")
+    assert not list(tmp_path.glob(".*.tmp*"))
+    assert target.read_bytes() == before
