@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
+import polars.selectors as cs
 
-from transforms.periods import PERIOD_KEYS, assign_periods
+from transforms.periods import PERIOD_KEYS, PERIOD_TYPE, assign_periods
 
 SECONDS_PER_DAY = 86_400
 MICROSECONDS = 1_000_000
@@ -55,6 +56,36 @@ class Facts:
 
 # ---------------------------------------------------------------------------------------------
 # Shared pieces
+
+# The columns of the facts that name an agent or a department, by frame.
+_ID_COLUMNS = {
+    "agents": ["agent_id", "department"],
+    "tasks": ["agent_id"],
+    "messages": ["sender_agent_id", "receiver_agent_id"],
+    "workflows": ["initiator_agent_id"],
+    "heartbeats": ["agent_id"],
+    "resources": ["agent_id"],
+    "errors": ["agent_id"],
+}
+
+
+def _with_categorical_ids(facts: Facts) -> Facts:
+    """The facts with their agent and department names as categoricals: grouping and
+    joining on them is cheaper than on text (the marts turn them back into text)."""
+    cast = {
+        name: getattr(facts, name).with_columns(
+            pl.col(c).cast(pl.Categorical)
+            for c in columns
+            if c in getattr(facts, name).collect_schema()
+        )
+        for name, columns in _ID_COLUMNS.items()
+    }
+    workflows = cast["workflows"]
+    if "participant_agent_ids" in workflows.collect_schema():
+        workflows = workflows.with_columns(
+            pl.col("participant_agent_ids").cast(pl.List(pl.Categorical))
+        )
+    return Facts(**{**cast, "workflows": workflows})
 
 
 def seconds_between(later: pl.Expr, earlier: pl.Expr) -> pl.Expr:
@@ -1184,6 +1215,9 @@ def period_marts(
     A partition (a month with its days and the weeks starting in it, say) needs only the
     facts of its periods, so partitions can run apart and in parallel.
     """
+    periods = periods.with_columns(pl.col("period").cast(PERIOD_TYPE))
+    facts = _with_categorical_ids(facts)
+    business_metrics = business_metrics.with_columns(pl.col("department").cast(pl.Categorical))
     placed = assign_facts(facts, periods, as_of_ts, params)
     agent_rows = agent_kpis(facts, periods, as_of_ts, params, placed).collect()
     agents_lazy = agent_rows.lazy()
@@ -1194,9 +1228,10 @@ def period_marts(
             workflow_kpis(facts, periods),
         ]
     )
+    as_text = (cs.enum() | cs.categorical()).cast(pl.String)
     return {
-        "agent_kpis": agent_rows,
-        "department_kpis": departments,
-        "system_kpis": system,
-        "workflow_kpis": workflows,
+        "agent_kpis": agent_rows.with_columns(as_text),
+        "department_kpis": departments.with_columns(as_text),
+        "system_kpis": system.with_columns(as_text),
+        "workflow_kpis": workflows.with_columns(as_text),
     }

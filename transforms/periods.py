@@ -16,6 +16,8 @@ PERIODS = ("day", "week", "month")
 _EVERY = {"day": "1d", "week": "1w", "month": "1mo"}
 
 PERIOD_KEYS = ["period", "period_start"]
+# The period as an enumeration: grouping and joining on it is cheaper than on its text.
+PERIOD_TYPE = pl.Enum(PERIODS)
 
 
 def period_start(moment: pl.Expr, period: str) -> pl.Expr:
@@ -56,9 +58,12 @@ def assign_periods(frame: pl.LazyFrame, moment: str, periods: pl.LazyFrame) -> p
     `periods` holds the requested (period, period_start, period_end); rows whose moment is NULL
     or in no requested period drop out. The result carries period, period_start, period_end.
     """
+    # The period column has the type the requested periods give it (text, or PERIOD_TYPE).
+    period_type = periods.collect_schema()["period"]
     per_kind = [
         frame.filter(pl.col(moment).is_not_null()).with_columns(
-            pl.lit(kind).alias("period"), period_start(pl.col(moment), kind).alias("period_start")
+            pl.lit(kind).cast(period_type).alias("period"),
+            period_start(pl.col(moment), kind).alias("period_start"),
         )
         for kind in PERIODS
     ]
