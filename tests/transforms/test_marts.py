@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from transforms import core
 from transforms.marts import (
@@ -26,10 +27,12 @@ from transforms.marts import (
     business_value,
     department_kpis,
     health_status,
+    period_marts,
     system_kpis,
     workflow_kpis,
 )
 from transforms.periods import PERIODS, periods_overlapping
+from warehouse.catalog import MART_KEYS
 
 D = datetime
 PARAMS = KpiParams()
@@ -1848,3 +1851,46 @@ def test_property_task_totals_add_up_from_agents_to_departments_to_system(
     # and every task is counted once per period kind
     for kind in PERIODS:
         assert system.filter(period=kind)["tasks_total"].sum() == len(drawn)
+
+
+def test_period_marts_group_on_categorical_names_with_the_same_figures_as_on_text() -> None:
+    # period_marts (what the pipeline calls) groups on categorical agent and department
+    # names and an enumerated period; the mart functions tested above run on text. Both
+    # must give the same rows, with text columns.
+    start = D(2026, 11, 2)
+    f = facts(
+        agents=[agent("a1"), agent("a2", "marketing"), agent("a3", "marketing")],
+        tasks=[
+            task("a1", start + timedelta(hours=1), 100.0, 2.0),
+            task("a2", start + timedelta(hours=2), 0.0, 7.0),
+            task("a2", start + timedelta(days=8), 50.0, 3.0),
+            task("ghost", start + timedelta(hours=3)),  # not in the registry
+        ],
+        messages=[
+            message("a1", "a2", start, start + timedelta(minutes=1), start + timedelta(minutes=2)),
+            message("a2", "a3", start + timedelta(days=1)),
+        ],
+        workflows=[workflow(["a1", "a2"], start + timedelta(hours=5), completed_at=start)],
+        heartbeats=[beat("a1", start + timedelta(minutes=m)) for m in range(0, 180, 1)]
+        + [beat("a3", start + timedelta(days=9))],
+        resources=[resource("a2", start + timedelta(hours=4), 30.0, 500.0)],
+        errors=[error_event("a3", start + timedelta(days=2))],
+    )
+    business = frame(
+        "fct_business_metrics", [figure(date(2026, 11, 3), "revenue_usd", 10.0, "marketing")]
+    )
+    as_of_ts = start + timedelta(days=12)
+    p = periods(date(2026, 11, 1), as_of_ts.date(), PERIODS)
+    built = period_marts(f, business, p, as_of_ts, PARAMS)
+    agents = agent_kpis(f, p, as_of_ts, PARAMS).collect()
+    on_text = {
+        "agent_kpis": agents,
+        "department_kpis": department_kpis(f, agents.lazy(), business, p, PARAMS).collect(),
+        "system_kpis": system_kpis(f, agents.lazy(), p, PARAMS).collect(),
+        "workflow_kpis": workflow_kpis(f, p).collect(),
+    }
+    for name, expected in on_text.items():
+        keys = [c for c in MART_KEYS[name] if c in expected.columns]
+        assert built[name].schema == expected.schema, name
+        assert_frame_equal(built[name].sort(keys), expected.sort(keys))
+    assert built["agent_kpis"].height > 0 and built["workflow_kpis"].height == 3
