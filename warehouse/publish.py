@@ -117,9 +117,11 @@ def publish(store: StateStore, target: Path, run_id: str) -> Path:
         for table, sql in PUBLISHED_OPS.items():
             keys = GROWING_OPS.get(table)
             if keys and _columns(con, f"pub.{table}") == _columns(con, table):
+                # Against the distinct keys published (one per run, not millions of rows).
+                on = ", ".join(keys)
                 con.execute(
                     f"INSERT INTO pub.{table} SELECT * FROM ({sql}) AS fresh "
-                    f"ANTI JOIN pub.{table} USING ({', '.join(keys)})"
+                    f"ANTI JOIN (SELECT DISTINCT {on} FROM pub.{table}) USING ({on})"
                 )
             else:
                 con.execute(f"CREATE OR REPLACE TABLE pub.{table} AS {sql}")
