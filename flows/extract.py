@@ -438,7 +438,9 @@ def checksum(data: bytes) -> str:
 
 
 def read_new_log_lines(
-    logs_dir: Path, files: Iterable[LogFile], known: dict[str, str]
+    logs_dir: Path,
+    files: Iterable[LogFile],
+    read_before: Callable[[list[str]], dict[str, str]],
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     """Decoded log lines of the given files, in batches of about `BATCH_BYTES`, each with
     its files' manifest entries (LOG_MANIFEST_COLUMNS).
@@ -447,14 +449,17 @@ def read_new_log_lines(
     (NULL, `not_json` or `wrong_type:<field>`) and the event's fields (see LOG_FIELDS).
     The files are read by one thread ahead of the decoding (see `read_ahead`).
 
-    `known` maps the checksums of files read before to their paths. A file whose text has
-    a known checksum (or repeats a file earlier in this read) is not decoded: its entry names
-    the file it copies (`copy_of`) and counts its lines."""
-    known = dict(known)
+    `read_before` maps checksums to the paths of files read before with that text (those it
+    knows of; asked once per group of files read, so that a run need not hold the checksums
+    of years of files). A file whose text was read before (or repeats a file earlier in this
+    read) is not decoded: its entry names the file it copies (`copy_of`) and counts its
+    lines."""
+    known: dict[str, str] = {}
     batch: list[tuple[str, bytes]] = []
     entries: list[tuple[str, int, str, int, str | None]] = []
     size = 0
-    for log_file, data, digest, lines in read_ahead(logs_dir, files):
+    groups = read_ahead_groups(logs_dir, files)
+    for log_file, data, digest, lines in _with_read_before(groups, read_before, known):
         copy_of = known.get(digest)
         entries.append((log_file.path, log_file.size_bytes, digest, lines, copy_of))
         if copy_of is not None:
@@ -478,14 +483,34 @@ READ_GROUP_FILES = 256
 READ_AHEAD_GROUPS = 48
 
 
+def _with_read_before(
+    groups: Iterable[list[tuple[LogFile, bytes, str, int]]],
+    read_before: Callable[[list[str]], dict[str, str]],
+    known: dict[str, str],
+) -> Iterator[tuple[LogFile, bytes, str, int]]:
+    """The files of `groups`, each group's checksums read before added to `known` first."""
+    for group in groups:
+        known.update(read_before([digest for _, _, digest, _ in group if digest not in known]))
+        yield from group
+
+
 def read_ahead(
     logs_dir: Path, files: Iterable[LogFile]
 ) -> Iterator[tuple[LogFile, bytes, str, int]]:
-    """Each file's text (decompressed), checksum and line count, in the given order, read
-    by one thread that keeps up to READ_AHEAD_GROUPS groups of files ready: the disk works
-    while the caller decodes and loads (reading, gunzip and the checksum release the GIL).
-    An error reading a file is raised here, at that file; closing the iterator early stops
-    the thread."""
+    """Each file's text (decompressed), checksum and line count, in the given order (see
+    `read_ahead_groups`)."""
+    for group in read_ahead_groups(logs_dir, files):
+        yield from group
+
+
+def read_ahead_groups(
+    logs_dir: Path, files: Iterable[LogFile]
+) -> Iterator[list[tuple[LogFile, bytes, str, int]]]:
+    """Each file's text (decompressed), checksum and line count, in the given order and in
+    groups of up to READ_GROUP_FILES files, read by one thread that keeps up to
+    READ_AHEAD_GROUPS groups ready: the disk works while the caller decodes and loads
+    (reading, gunzip and the checksum release the GIL). An error reading a file is raised
+    here, at that file; closing the iterator early stops the thread."""
 
     def read_all(hand_over: Callable[[object], bool]) -> None:
         group: list[tuple[LogFile, bytes, str, int]] = []
@@ -501,8 +526,7 @@ def read_ahead(
 
     reader = Ahead(read_all, "log-reader", READ_AHEAD_GROUPS)
     try:
-        for group in reader:
-            yield from group  # type: ignore[misc]
+        yield from reader  # type: ignore[misc]
     finally:
         reader.close()
 

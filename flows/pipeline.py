@@ -672,14 +672,12 @@ def extract_logs(
     ctx = rules.RuleContext(run_started_at, known_agents)
     event_rules = rules.log_event_rules(ctx)
     interval_s = settings.kpi.heartbeat_interval_s
-    manifest = store.log_manifest()
-    read_before = set(manifest["path"].to_list())
     listed, dirs = extract.list_changed_log_files(
         settings.logs_dir, store.log_dirs(), time.time_ns()
     )
+    read_before = store.log_files_read([f.path for f in listed])
     files = [f for f in listed if f.path not in read_before]
-    checksums = dict(zip(manifest["checksum"], manifest["path"], strict=True))
-    for lines, read in extract.read_new_log_lines(settings.logs_dir, files, checksums):
+    for lines, read in extract.read_new_log_lines(settings.logs_dir, files, store.log_texts_read):
         copied = int(read.filter(pl.col("copy_of").is_not_null())["lines"].sum())
         events = _stage_log_lines(
             lines,

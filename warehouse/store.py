@@ -312,9 +312,27 @@ class StateStore:
         for source in sources:
             self.con.execute("DELETE FROM ops.watermarks WHERE source = ?", [source])
 
-    def log_manifest(self) -> pl.DataFrame:
-        """Every log file read so far: path, size_bytes, checksum."""
-        return self.query("SELECT path, size_bytes, checksum FROM ops.log_files")
+    def log_files_read(self, paths: Sequence[str]) -> set[str]:
+        """Those of `paths` (relative to the logs directory) read before."""
+        if not paths:
+            return set()
+        wanted = pl.Series(paths, dtype=pl.String)
+        return set(self.rows_with_keys("ops", "log_files", "path", wanted)["path"].to_list())
+
+    def log_texts_read(self, checksums: Sequence[str]) -> dict[str, str]:
+        """For those of `checksums` whose text was read before: checksum → the path of the
+        file it was first read from (a copy's entry names that file in `copy_of`)."""
+        if not checksums:
+            return {}
+        self.con.register("_keys", pl.Series("k", checksums, dtype=pl.String).to_frame())
+        try:
+            rows = self.con.execute(
+                "SELECT checksum, min(coalesce(copy_of, path)) FROM ops.log_files "
+                "WHERE checksum IN (SELECT k FROM _keys) GROUP BY checksum"
+            ).fetchall()
+        finally:
+            self.con.unregister("_keys")
+        return dict(rows)
 
     def add_log_files(self, files: pl.DataFrame) -> None:
         """Record log files as read (inside the transaction of their events)."""

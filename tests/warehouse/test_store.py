@@ -77,3 +77,28 @@ def test_large_appends_after_an_empty_table_in_one_transaction_are_all_kept(
     after = store.scalar("SELECT count(*) FROM core.t")
     store.close()
     assert (inside, after) == (rows, rows)
+
+
+def test_the_log_manifest_answers_for_the_files_and_texts_asked_about(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.duckdb")
+    read = pl.DataFrame(
+        {
+            "path": ["d1/a.jsonl", "d1/b.jsonl", "again/a.jsonl"],
+            "size_bytes": [10, 20, 10],
+            "checksum": ["ca", "cb", "ca"],
+            "lines": [1, 2, 1],
+            "copy_of": [None, None, "d1/a.jsonl"],
+            "run_id": ["r1", "r1", "r2"],
+            "read_at": [AT_TEN] * 3,
+        }
+    )
+    store.add_log_files(read)
+    assert store.log_files_read(["d1/b.jsonl", "d2/c.jsonl", "again/a.jsonl"]) == {
+        "d1/b.jsonl",
+        "again/a.jsonl",
+    }
+    assert store.log_files_read([]) == set()
+    # A text read twice is named by the file it was first read from, never by its copy.
+    assert store.log_texts_read(["ca", "cb", "cc"]) == {"ca": "d1/a.jsonl", "cb": "d1/b.jsonl"}
+    assert store.log_texts_read([]) == {}
+    store.close()
