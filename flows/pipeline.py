@@ -788,22 +788,61 @@ def warehouse_as_of(store: StateStore) -> datetime | None:
     return marts.as_of(beats, activity).collect().item()
 
 
-def _activity_bounds(store: StateStore) -> tuple[date | None, date | None]:
-    parts = [
-        ("dim_agents", "deployed_at"),
-        ("fct_task_runs", "completed_at"),
-        ("fct_workflow_runs", "started_at"),
-        ("fct_messages", "sent_at"),
-        ("fct_messages", "received_at"),
-        ("fct_heartbeats", "ts"),
-        ("fct_resource_samples", "ts"),
-        ("fct_agent_errors", "ts"),
-    ]
+# The moments whose dates span the marts' days (with as_of's date).
+BOUNDING_MOMENTS = [
+    ("dim_agents", "deployed_at"),
+    ("fct_task_runs", "completed_at"),
+    ("fct_workflow_runs", "started_at"),
+    ("fct_messages", "sent_at"),
+    ("fct_messages", "received_at"),
+    ("fct_heartbeats", "ts"),
+    ("fct_resource_samples", "ts"),
+    ("fct_agent_errors", "ts"),
+]
+
+
+def activity_bounds(
+    store: StateStore, covered: tuple[date, date] | None = None
+) -> tuple[date | None, date | None]:
+    """The first and the last date of any BOUNDING_MOMENTS in core.
+
+    `covered`: dates the marts already span, which an incremental run only widens (its rows
+    are added or replace rows with the same id). Then only the moments outside them are
+    looked at: DuckDB skips every row group whose zone map lies inside, where a scan of
+    whole columns would cost a second on a year of history (tables changed since their
+    last checkpoint have no exact minimum to give)."""
+    where, params = "", []
+    if covered is not None:
+        where = " WHERE {c} < ? OR {c} >= ?"
+        below = datetime.combine(covered[0], datetime.min.time())
+        above = datetime.combine(covered[1] + timedelta(days=1), datetime.min.time())
+        params = [below, above] * len(BOUNDING_MOMENTS)
     union = " UNION ALL ".join(
-        f"SELECT min({c}) AS lo, max({c}) AS hi FROM core.{t}" for t, c in parts
+        f"SELECT min({c}) AS lo, max({c}) AS hi FROM core.{t}" + where.format(c=c)
+        for t, c in BOUNDING_MOMENTS
     )
-    lo, hi = store.con.execute(f"SELECT min(lo)::DATE, max(hi)::DATE FROM ({union})").fetchone()
-    return lo, hi
+    row = store.con.execute(f"SELECT min(lo)::DATE, max(hi)::DATE FROM ({union})", params)
+    lo, hi = row.fetchone()  # type: ignore[misc]
+    if covered is None:
+        return lo, hi
+    return min(covered[0], lo or covered[0]), max(covered[1], hi or covered[1])
+
+
+def days_covered(
+    touched: Touched,
+    before: dict[str, pl.DataFrame],
+    before_as_of: datetime | None,
+    as_of_ts: datetime,
+) -> tuple[date, date] | None:
+    """The first and the last day the marts `before` span, when this run may recompute only
+    some of their periods; None when it recomputes them all (nothing before, a changed
+    registry, a full refresh, an earlier as_of)."""
+    if touched.everything or before_as_of is None or as_of_ts < before_as_of:
+        return None
+    if any(name not in before for name in PERIOD_MART_NAMES):
+        return None
+    days = before["system_kpis"].filter(pl.col("period") == "day")["period_start"]
+    return None if days.is_empty() else (days.min(), days.max())  # type: ignore[return-value]
 
 
 def partitions(periods: pl.DataFrame) -> list[pl.DataFrame]:
@@ -903,19 +942,15 @@ def requested_periods(
     """The periods an incremental run recomputes, or None for all of them: those containing
     a touched date, a date the marts did not cover yet, or a date between the old and the new
     as_of (whose rows depend on as_of)."""
-    if touched.everything or before_as_of is None or as_of_ts < before_as_of:
+    covered = days_covered(touched, before, before_as_of, as_of_ts)
+    if covered is None:
         return None
-    if any(name not in before for name in PERIOD_MART_NAMES):
-        return None
-    old_days = before["system_kpis"].filter(pl.col("period") == "day")
-    if old_days.is_empty():
-        return None
-    old_first, old_last = old_days["period_start"].min(), old_days["period_start"].max()
+    old_first, old_last = covered
     spans = [] if as_of_ts == before_as_of else [(before_as_of.date(), as_of_ts.date())]
-    if first < old_first:  # type: ignore[operator]
-        spans.append((first, old_first))  # type: ignore[arg-type]
-    if last > old_last:  # type: ignore[operator]
-        spans.append((old_last, last))  # type: ignore[arg-type]
+    if first < old_first:
+        spans.append((first, old_first))
+    if last > old_last:
+        spans.append((old_last, last))
     days = pl.concat(
         [
             touched.dates(last),
@@ -938,11 +973,13 @@ def build_marts(
     earlier rows; the rest stay as they were (those last published as of `before_as_of`).
     `business_value`, `agent_health` and `alerts` are recomputed whole (they are small)."""
     params = settings.kpi
-    first, last = _activity_bounds(store)
-    if as_of_ts is None or first is None or last is None:
+    if as_of_ts is None:
+        return empty_marts()
+    before = store.marts()
+    first, last = activity_bounds(store, days_covered(touched, before, before_as_of, as_of_ts))
+    if first is None or last is None:
         return empty_marts()
     last = max(last, as_of_ts.date())
-    before = store.marts()
     requested = requested_periods(touched, first, last, before, before_as_of, as_of_ts)
     if requested is None:
         requested, before = periods_overlapping(first, last), {}

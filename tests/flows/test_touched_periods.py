@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 
 import polars as pl
 
-from flows.pipeline import PERIOD_MART_NAMES, Touched, requested_periods
+from flows.pipeline import (
+    BOUNDING_MOMENTS,
+    PERIOD_MART_NAMES,
+    Touched,
+    activity_bounds,
+    requested_periods,
+)
+from transforms import core
+from warehouse.store import StateStore
 
 
 def _before(first: date, last: date) -> dict[str, pl.DataFrame]:
@@ -96,3 +105,46 @@ def test_a_changed_registry_or_an_earlier_as_of_recompute_everything() -> None:
         requested_periods(Touched(), date(2026, 10, 1), AS_OF.date(), before, AS_OF, earlier)
         is None
     )
+
+
+def _store_with(tmp_path: Path, rows: dict[str, list[datetime]]) -> StateStore:
+    store = StateStore(tmp_path / "state.duckdb")
+    for table, column in BOUNDING_MOMENTS:
+        frame = core.empty(table).collect()
+        if column in rows:
+            moments = pl.Series(column, rows.pop(column), dtype=frame.schema[column])
+            frame = frame.clear(len(moments)).with_columns(moments)
+        store.replace_table("core", table, frame)
+    return store
+
+
+def test_the_activity_bounds_are_the_first_and_last_dates_of_any_bounding_moment(
+    tmp_path: Path,
+) -> None:
+    store = _store_with(
+        tmp_path,
+        {
+            "completed_at": [datetime(2026, 10, 5, 8), datetime(2026, 10, 9)],
+            "ts": [datetime(2026, 10, 20, 23, 59)],
+        },
+    )
+    exact = activity_bounds(store)
+    # An incremental run only widens the days the marts span: none lie outside them.
+    widened = activity_bounds(store, (date(2026, 10, 1), date(2026, 10, 31)))
+    store.close()
+    assert exact == (date(2026, 10, 5), date(2026, 10, 20))
+    assert widened == (date(2026, 10, 1), date(2026, 10, 31))
+
+
+def test_moments_outside_the_covered_days_widen_the_bounds_on_both_sides(tmp_path: Path) -> None:
+    store = _store_with(
+        tmp_path,
+        {
+            "completed_at": [datetime(2026, 10, 5), datetime(2026, 9, 30, 23, 59, 59)],
+            "ts": [datetime(2026, 11, 1), datetime(2026, 10, 31, 23)],
+        },
+    )
+    covered = (date(2026, 10, 1), date(2026, 10, 31))
+    widened, exact = activity_bounds(store, covered), activity_bounds(store)
+    store.close()
+    assert widened == exact == (date(2026, 9, 30), date(2026, 11, 1))
