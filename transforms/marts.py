@@ -227,44 +227,39 @@ def heartbeat_coverage_by_day(
     if not 0 < interval_s <= SECONDS_PER_DAY:
         raise ValueError("the heartbeat interval must be within (0, 86400] seconds")
     interval = pl.duration(microseconds=round(interval_s * MICROSECONDS))
-    beats = heartbeats.select("agent_id", "ts").join(
-        agents.select("agent_id", "deployed_at"), on="agent_id", how="inner"
+    beats = (
+        heartbeats.select("agent_id", "ts")
+        .join(agents.select("agent_id", "deployed_at"), on="agent_id", how="inner")
+        .sort("ts")
     )
-    day_start = pl.col("ts").dt.truncate("1d")
-    next_midnight = day_start + pl.duration(days=1)
-    before_midnight = beats.select(
+    # Each beat's interval inside the scope; in time order, start and end both grow.
+    pieces = beats.select(
         "agent_id",
-        "deployed_at",
-        day_start.cast(pl.Date).alias("day"),
-        pl.col("ts").alias("piece_start"),
-        pl.min_horizontal(pl.col("ts") + interval, next_midnight).alias("piece_end"),
-    )
-    after_midnight = beats.filter(pl.col("ts") + interval > next_midnight).select(
+        pl.max_horizontal("ts", "deployed_at").alias("start"),
+        pl.min_horizontal(pl.col("ts") + interval, pl.lit(as_of_ts)).alias("end"),
+    ).filter(pl.col("end") > pl.col("start"))
+    # A piece adds what lies beyond the furthest end before it: the agent's union as
+    # disjoint parts, each shorter than a day.
+    furthest_end_before = pl.col("end").cum_max().shift(1).over("agent_id")
+    parts = pieces.select(
         "agent_id",
-        "deployed_at",
-        next_midnight.cast(pl.Date).alias("day"),
-        next_midnight.alias("piece_start"),
-        (pl.col("ts") + interval).alias("piece_end"),
+        pl.max_horizontal("start", furthest_end_before.fill_null(pl.col("start"))).alias("start"),
+        "end",
+    ).filter(pl.col("end") > pl.col("start"))
+    # Split at midnight: a part covers its start's day and at most the next one.
+    midnight = pl.col("start").dt.truncate("1d") + pl.duration(days=1)
+    first_day = parts.select(
+        "agent_id",
+        pl.col("start").dt.date().alias("day"),
+        seconds_between(pl.min_horizontal("end", midnight), pl.col("start")).alias("covered_s"),
     )
-    clipped = (
-        pl.concat([before_midnight, after_midnight])
-        .with_columns(
-            pl.max_horizontal("piece_start", "deployed_at").alias("piece_start"),
-            pl.min_horizontal("piece_end", pl.lit(as_of_ts)).alias("piece_end"),
-        )
-        .filter(pl.col("piece_end") > pl.col("piece_start"))
-        .sort("agent_id", "piece_start", "piece_end")
+    next_day = parts.filter(pl.col("end") > midnight).select(
+        "agent_id",
+        midnight.dt.date().alias("day"),
+        seconds_between(pl.col("end"), midnight).alias("covered_s"),
     )
-    # Sorted by start, a piece adds what lies beyond the furthest end seen before it.
-    furthest_end_before = pl.col("piece_end").cum_max().shift(1).over("agent_id")
-    new_part = seconds_between(
-        pl.col("piece_end"),
-        pl.max_horizontal("piece_start", furthest_end_before.fill_null(pl.col("piece_start"))),
-    ).clip(lower_bound=0)
     return (
-        clipped.with_columns(new_part.alias("covered_s"))
-        .group_by("agent_id", "day")
-        .agg(pl.col("covered_s").sum())
+        pl.concat([first_day, next_day]).group_by("agent_id", "day").agg(pl.col("covered_s").sum())
     )
 
 
