@@ -440,7 +440,7 @@ def checksum(data: bytes) -> str:
 def read_new_log_lines(
     logs_dir: Path,
     files: Iterable[LogFile],
-    read_before: Callable[[list[str]], dict[str, str]],
+    read_before: Callable[[list[str]], dict[str, str]] | None,
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     """Decoded log lines of the given files, in batches of about `BATCH_BYTES`, each with
     its files' manifest entries (LOG_MANIFEST_COLUMNS).
@@ -451,9 +451,9 @@ def read_new_log_lines(
 
     `read_before` maps checksums to the paths of files read before with that text (those it
     knows of; asked once per group of files read, so that a run need not hold the checksums
-    of years of files). A file whose text was read before (or repeats a file earlier in this
-    read) is not decoded: its entry names the file it copies (`copy_of`) and counts its
-    lines."""
+    of years of files); None when no file was read before. A file whose text was read
+    before (or repeats a file earlier in this read) is not decoded: its entry names the file
+    it copies (`copy_of`) and counts its lines."""
     known: dict[str, str] = {}
     batch: list[tuple[str, bytes]] = []
     entries: list[tuple[str, int, str, int, str | None]] = []
@@ -485,12 +485,13 @@ READ_AHEAD_GROUPS = 48
 
 def _with_read_before(
     groups: Iterable[list[tuple[LogFile, bytes, str, int]]],
-    read_before: Callable[[list[str]], dict[str, str]],
+    read_before: Callable[[list[str]], dict[str, str]] | None,
     known: dict[str, str],
 ) -> Iterator[tuple[LogFile, bytes, str, int]]:
     """The files of `groups`, each group's checksums read before added to `known` first."""
     for group in groups:
-        known.update(read_before([digest for _, _, digest, _ in group if digest not in known]))
+        if read_before is not None:
+            known.update(read_before([d for _, _, d, _ in group if d not in known]))
         yield from group
 
 

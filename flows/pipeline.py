@@ -677,7 +677,11 @@ def extract_logs(
     )
     read_before = store.log_files_read([f.path for f in listed])
     files = [f for f in listed if f.path not in read_before]
-    for lines, read in extract.read_new_log_lines(settings.logs_dir, files, store.log_texts_read):
+    # Only texts read by earlier runs are looked up (this run's own are known as it reads):
+    # a first run or a full refresh, which reads every file, has none to look up.
+    any_read = bool(store.scalar("SELECT count(*) FROM ops.log_files"))
+    texts_read = store.log_texts_read if any_read else None
+    for lines, read in extract.read_new_log_lines(settings.logs_dir, files, texts_read):
         copied = int(read.filter(pl.col("copy_of").is_not_null())["lines"].sum())
         events = _stage_log_lines(
             lines,
