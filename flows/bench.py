@@ -229,6 +229,10 @@ READING = """## Reading these figures
   whose table has no index on `updated_at` (the source is read as it is). It runs as two
   ranges of ids at once, one per core. A source with an index on `updated_at` answers it at
   once; the filter runs in the source.
+- **What history does not cost.** An hourly run lists only the log directories that
+  changed, asks the manifest only about the files it lists and the texts it reads, and looks
+  for activity only outside the days the marts already span (DuckDB's zone maps skip the
+  rest): none of these reads grows with the years behind it.
 - **Run records.** Every hourly run adds a few hundred rows of check results and stage
   times. The hourly runs above start from a warehouse holding those of every hour of their
   history; a new published file starts as a copy of the last one and adds only the new rows.

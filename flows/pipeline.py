@@ -759,8 +759,8 @@ def _stage_log_lines(
 # Marts
 
 
-def _latest(store: StateStore, sql: str) -> datetime | None:
-    value = store.scalar(sql)
+def _latest(store: StateStore, sql: str, params: list | None = None) -> datetime | None:
+    value = store.scalar(sql, params)
     return value if isinstance(value, datetime) else None
 
 
@@ -777,9 +777,20 @@ ACTIVITY_MOMENTS = [
 ]
 
 
-def warehouse_as_of(store: StateStore) -> datetime | None:
-    """as_of over everything in core (the rule itself lives in transforms.marts.as_of)."""
-    latest_beat = _latest(store, "SELECT max(ts) FROM core.fct_heartbeats")
+def warehouse_as_of(store: StateStore, at_least: datetime | None = None) -> datetime | None:
+    """as_of over everything in core (the rule itself lives in transforms.marts.as_of).
+
+    `at_least`: a moment the latest heartbeat is likely not before (the last as_of). The
+    heartbeats from it on are asked first, which zone maps answer from a few row groups (a
+    whole column's maximum costs a scan once the table has changed since its checkpoint);
+    only if there are none is the whole column asked. Either way the answer is exact."""
+    latest_beat = None
+    if at_least is not None:
+        latest_beat = _latest(
+            store, "SELECT max(ts) FROM core.fct_heartbeats WHERE ts >= ?", [at_least]
+        )
+    if latest_beat is None:
+        latest_beat = _latest(store, "SELECT max(ts) FROM core.fct_heartbeats")
     beats = pl.LazyFrame({"ts": [latest_beat]}, schema={"ts": pl.Datetime("us")})
     # The other facts count only without any heartbeat: otherwise their eight scans, which
     # an hourly run would wait for, are skipped.
@@ -1181,7 +1192,7 @@ def run_pipeline(
             span = pl.DataFrame({"day": pl.date_range(first_day, last_day, eager=True)})
             touched.days.append(span)
         before_as_of = previous_as_of(store)
-        result.as_of = as_of = warehouse_as_of(store)
+        result.as_of = as_of = warehouse_as_of(store, at_least=before_as_of)
         # An incremental run checks the input of the days it touched; a full one, all of it.
         days = None if touched.everything or as_of is None else touched.dates(as_of.date())
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -39,19 +40,16 @@ PUBLISHED_OPS = {
     "ops.validation_results": "SELECT * FROM ops.validation_results",
     "ops.stage_timings": "SELECT * FROM ops.stage_timings",
     "quarantine.rejected_rows": "SELECT * FROM quarantine.rejected_rows",
-    # The newest data loaded from each source, for the summaries' "late sources".
-    "ops.source_freshness": " UNION ALL ".join(
-        f"SELECT '{source}' AS source, CAST(max({moment}) AS TIMESTAMP) AS newest_at "
-        f"FROM core.{table}"
-        for source, table, moment in [
-            ("agent_performance", "fct_task_runs", "completed_at"),
-            ("workflow_executions", "fct_workflow_runs", "updated_at"),
-            ("agent_communications", "fct_messages", "updated_at"),
-            ("business_metrics", "fct_business_metrics", "metric_date"),
-            ("logs", "fct_heartbeats", "ts"),
-        ]
-    ),
 }
+# The newest data loaded from each source, for the summaries' "late sources"
+# (ops.source_freshness): source, core table, moment.
+FRESHNESS_MOMENTS = [
+    ("agent_performance", "fct_task_runs", "completed_at"),
+    ("workflow_executions", "fct_workflow_runs", "updated_at"),
+    ("agent_communications", "fct_messages", "updated_at"),
+    ("business_metrics", "fct_business_metrics", "metric_date"),
+    ("logs", "fct_heartbeats", "ts"),
+]
 
 
 def staging_path(target: Path, run_id: str) -> Path:
@@ -125,6 +123,12 @@ def publish(store: StateStore, target: Path, run_id: str) -> Path:
                 )
             else:
                 con.execute(f"CREATE OR REPLACE TABLE pub.{table} AS {sql}")
+        freshness = source_freshness(store, _published_freshness(con))
+        con.register("_freshness", freshness)
+        try:
+            con.execute("CREATE OR REPLACE TABLE pub.ops.source_freshness AS FROM _freshness")
+        finally:
+            con.unregister("_freshness")
         con.execute("CHECKPOINT pub")
     finally:
         con.execute("DETACH pub")
@@ -132,6 +136,38 @@ def publish(store: StateStore, target: Path, run_id: str) -> Path:
     os.replace(staging, target)
     _fsync(target.parent)
     return target
+
+
+def source_freshness(store: StateStore, published: dict[str, datetime]) -> pl.DataFrame:
+    """Each source's newest moment in core (FRESHNESS_MOMENTS): source, newest_at.
+
+    `published`: the moments last published. Core only grows past them, so the rows from
+    them on are asked first, which zone maps answer from a few row groups; where there are
+    none, the whole column. Either way the answer is exact."""
+    rows = []
+    for source, table, moment in FRESHNESS_MOMENTS:
+        newest, since = None, published.get(source)
+        if since is not None:
+            sql = f"SELECT CAST(max({moment}) AS TIMESTAMP) FROM core.{table} WHERE {moment} >= ?"
+            newest = store.scalar(sql, [since])
+        if newest is None:
+            newest = store.scalar(f"SELECT CAST(max({moment}) AS TIMESTAMP) FROM core.{table}")
+        rows.append((source, newest))
+    return pl.DataFrame(
+        rows, schema={"source": pl.String, "newest_at": pl.Datetime("us")}, orient="row"
+    )
+
+
+def _published_freshness(con: duckdb.DuckDBPyConnection) -> dict[str, datetime]:
+    """The moments in the new file's copy of ops.source_freshness, if it has one."""
+    listed = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'pub' "
+        "AND schema_name = 'ops' AND table_name = 'source_freshness'"
+    ).fetchone()
+    if not listed or not listed[0]:
+        return {}
+    rows = con.execute("SELECT source, newest_at FROM pub.ops.source_freshness").fetchall()
+    return {source: newest for source, newest in rows if newest is not None}
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]] | None:

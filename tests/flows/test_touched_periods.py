@@ -13,6 +13,7 @@ from flows.pipeline import (
     Touched,
     activity_bounds,
     requested_periods,
+    warehouse_as_of,
 )
 from transforms import core
 from warehouse.store import StateStore
@@ -148,3 +149,15 @@ def test_moments_outside_the_covered_days_widen_the_bounds_on_both_sides(tmp_pat
     widened, exact = activity_bounds(store, covered), activity_bounds(store)
     store.close()
     assert widened == exact == (date(2026, 9, 30), date(2026, 11, 1))
+
+
+def test_as_of_is_the_latest_heartbeat_whatever_moment_it_is_asked_from(tmp_path: Path) -> None:
+    latest = datetime(2026, 10, 31, 23, 59, 30)
+    store = _store_with(tmp_path, {"ts": [datetime(2026, 10, 1), latest, datetime(2026, 10, 5)]})
+    asked = [
+        warehouse_as_of(store, at_least=moment)
+        for moment in (None, datetime(2026, 10, 31), latest, datetime(2026, 11, 1))
+    ]
+    store.close()
+    # From a moment after every heartbeat, none is found there: the whole column answers.
+    assert asked == [latest] * 4

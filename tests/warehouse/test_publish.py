@@ -12,7 +12,7 @@ import pytest
 
 from flows.pipeline import empty_marts
 from transforms import core
-from warehouse.publish import discard, publish, staging_path, write_marts
+from warehouse.publish import discard, publish, source_freshness, staging_path, write_marts
 from warehouse.store import StateStore
 
 AT = datetime(2026, 11, 23, 10)
@@ -117,3 +117,28 @@ def test_a_discarded_file_leaves_the_published_one_as_it_was(tmp_path: Path) -> 
     discard(target, "r2")
     assert not list(tmp_path.glob(".*.tmp*"))
     assert target.read_bytes() == before
+
+
+def test_source_freshness_is_each_sources_newest_moment_whatever_was_published(
+    tmp_path: Path,
+) -> None:
+    store = _state(tmp_path)
+    beats = core.empty("fct_heartbeats").collect().clear(2)
+    beats = beats.with_columns(
+        pl.Series("ts", [datetime(2026, 11, 1), datetime(2026, 11, 23, 9)], dtype=pl.Datetime("us"))
+    )
+    store.append_table("core", "fct_heartbeats", beats)
+    asked = [
+        source_freshness(store, published).filter(pl.col("source") == "logs")["newest_at"].item()
+        for published in (
+            {},
+            {"logs": datetime(2026, 11, 23)},
+            # Published later than anything in core now (a full refresh on fewer data).
+            {"logs": datetime(2026, 11, 24)},
+        )
+    ]
+    everything = source_freshness(store, {})
+    store.close()
+    assert asked == [datetime(2026, 11, 23, 9)] * 3
+    assert everything.height == 5
+    assert everything.filter(pl.col("source") != "logs")["newest_at"].null_count() == 4
