@@ -679,8 +679,7 @@ def extract_logs(
     files = [f for f in listed if f.path not in read_before]
     # Only texts read by earlier runs are looked up (this run's own are known as it reads):
     # a first run or a full refresh, which reads every file, has none to look up.
-    any_read = bool(store.scalar("SELECT count(*) FROM ops.log_files"))
-    texts_read = store.log_texts_read if any_read else None
+    texts_read = store.log_texts_read if store.has_read_log_files() else None
     for lines, read in extract.read_new_log_lines(settings.logs_dir, files, texts_read):
         copied = int(read.filter(pl.col("copy_of").is_not_null())["lines"].sum())
         events = _stage_log_lines(
@@ -759,11 +758,6 @@ def _stage_log_lines(
 # Marts
 
 
-def _latest(store: StateStore, sql: str, params: list | None = None) -> datetime | None:
-    value = store.scalar(sql, params)
-    return value if isinstance(value, datetime) else None
-
-
 # The moments that place as_of where there is no heartbeat at all.
 ACTIVITY_MOMENTS = [
     ("fct_task_runs", "completed_at"),
@@ -779,25 +773,16 @@ ACTIVITY_MOMENTS = [
 
 def warehouse_as_of(store: StateStore, at_least: datetime | None = None) -> datetime | None:
     """as_of over everything in core (the rule itself lives in transforms.marts.as_of).
-
-    `at_least`: a moment the latest heartbeat is likely not before (the last as_of). The
-    heartbeats from it on are asked first, which zone maps answer from a few row groups (a
-    whole column's maximum costs a scan once the table has changed since its checkpoint);
-    only if there are none is the whole column asked. Either way the answer is exact."""
-    latest_beat = None
-    if at_least is not None:
-        latest_beat = _latest(
-            store, "SELECT max(ts) FROM core.fct_heartbeats WHERE ts >= ?", [at_least]
-        )
-    if latest_beat is None:
-        latest_beat = _latest(store, "SELECT max(ts) FROM core.fct_heartbeats")
+    `at_least`: the last as_of, from which the latest heartbeat is looked for first
+    (`StateStore.newest`; exact either way)."""
+    latest_beat = store.newest("core.fct_heartbeats", "ts", since=at_least)
     beats = pl.LazyFrame({"ts": [latest_beat]}, schema={"ts": pl.Datetime("us")})
     # The other facts count only without any heartbeat: otherwise their eight scans, which
     # an hourly run would wait for, are skipped.
     maxima = (
         []
         if latest_beat is not None
-        else [_latest(store, f"SELECT max({c}) FROM core.{t}") for t, c in ACTIVITY_MOMENTS]
+        else [store.newest(f"core.{t}", c) for t, c in ACTIVITY_MOMENTS]
     )
     activity = pl.LazyFrame({"ts": maxima}, schema={"ts": pl.Datetime("us")})
     return marts.as_of(beats, activity).collect().item()

@@ -141,18 +141,12 @@ def publish(store: StateStore, target: Path, run_id: str) -> Path:
 def source_freshness(store: StateStore, published: dict[str, datetime]) -> pl.DataFrame:
     """Each source's newest moment in core (FRESHNESS_MOMENTS): source, newest_at.
 
-    `published`: the moments last published. Core only grows past them, so the rows from
-    them on are asked first, which zone maps answer from a few row groups; where there are
-    none, the whole column. Either way the answer is exact."""
-    rows = []
-    for source, table, moment in FRESHNESS_MOMENTS:
-        newest, since = None, published.get(source)
-        if since is not None:
-            sql = f"SELECT CAST(max({moment}) AS TIMESTAMP) FROM core.{table} WHERE {moment} >= ?"
-            newest = store.scalar(sql, [since])
-        if newest is None:
-            newest = store.scalar(f"SELECT CAST(max({moment}) AS TIMESTAMP) FROM core.{table}")
-        rows.append((source, newest))
+    `published`: the moments last published, from which each is looked for first
+    (`StateStore.newest`; exact either way)."""
+    rows = [
+        (source, store.newest(f"core.{table}", moment, since=published.get(source)))
+        for source, table, moment in FRESHNESS_MOMENTS
+    ]
     return pl.DataFrame(
         rows, schema={"source": pl.String, "newest_at": pl.Datetime("us")}, orient="row"
     )

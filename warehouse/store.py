@@ -334,6 +334,10 @@ class StateStore:
             self.con.unregister("_keys")
         return dict(rows)
 
+    def has_read_log_files(self) -> bool:
+        """Whether any log file was read before (the manifest is not empty)."""
+        return bool(self.scalar("SELECT count(*) FROM ops.log_files"))
+
     def add_log_files(self, files: pl.DataFrame) -> None:
         """Record log files as read (inside the transaction of their events)."""
         self.append_table("ops", "log_files", files)
@@ -378,6 +382,22 @@ class StateStore:
         """The first column of the first row of a query."""
         row = self.con.execute(sql, params or []).fetchone()
         return row[0] if row else None
+
+    def newest(self, table: str, column: str, since: datetime | None = None) -> datetime | None:
+        """The latest moment in `column` of `table` (a schema-qualified name), as a timestamp;
+        None for an empty column.
+
+        `since`: a moment the latest is likely not before (what was last seen). The rows from
+        it on are asked first, which zone maps answer from a few row groups (a whole column's
+        maximum costs a scan once the table has changed since its checkpoint); only where
+        there are none is the whole column asked. Either way the answer is exact."""
+        latest = f"SELECT CAST(max({column}) AS TIMESTAMP) FROM {table}"
+        value = None
+        if since is not None:
+            value = self.scalar(f"{latest} WHERE {column} >= ?", [since])
+        if value is None:
+            value = self.scalar(latest)
+        return value if isinstance(value, datetime) else None
 
     # -- quarantine and run records -------------------------------------------------------
 
