@@ -138,11 +138,15 @@ def _add_run_history(out: Path, runs: int) -> None:
         try:
             for table in ("ops.validation_results", "ops.stage_timings"):
                 columns = [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
-                copied = ", ".join(
-                    "'past-' || n || '-' || run_id" if c == "run_id" else f'"{c}"' for c in columns
-                )
+                # Run n was n + 1 hours before the history's own run.
+                moved = {
+                    "run_id": "'past-' || n || '-' || run_id",
+                    "validated_at": "validated_at - to_hours(n + 1)",
+                }
+                copied = ", ".join(moved.get(c, f'"{c}"') for c in columns)
                 con.execute(
-                    f"INSERT INTO {table} SELECT {copied} FROM {table}, range({runs}) AS t(n)"
+                    f"INSERT INTO {table} SELECT {copied} FROM {table}, range({runs}) AS t(n) "
+                    "ORDER BY n DESC"  # in the order they ran
                 )
             con.execute("CHECKPOINT")
         finally:

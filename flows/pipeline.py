@@ -595,7 +595,7 @@ def _replace_rows(store, ctx, counts, run_id, full, spec, raw, touched) -> datet
         touched.add(replaced, FACT_MOMENTS[table])
         if table == "fct_workflow_runs":
             touched.add_onward(replaced, FACT_MOMENTS[table])
-        store.delete_keys("core", table, core_key, replaced[core_key])
+        store.delete_keys("core", table, replaced.select(core_key))
         locations = raw.select(_located(source, source_key).alias("location"))
         store.forget_rejected(source, locations["location"])
     counts.setdefault(source, SourceCount(source)).add(

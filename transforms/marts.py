@@ -686,19 +686,21 @@ DEPARTMENT_KPI_COLUMNS = [
 
 
 def _workflow_departments(workflows: pl.LazyFrame, agents: pl.LazyFrame) -> pl.LazyFrame:
-    """Per workflow_id: distinct participants and distinct registry departments of them."""
+    """Per workflow_id: how many distinct registry departments its participants are in."""
     return (
         workflows.select("workflow_id", "participant_agent_ids")
+        .unique("workflow_id")
         .explode("participant_agent_ids")
         .rename({"participant_agent_ids": "agent_id"})
         .join(agents.select("agent_id", "department"), on="agent_id", how="left")
         .group_by("workflow_id")
-        .agg(
-            pl.col("agent_id").drop_nulls().n_unique().alias("participants"),
-            pl.col("department").drop_nulls().n_unique().alias("departments_involved"),
-            pl.col("department").drop_nulls().unique().alias("departments"),
-        )
+        .agg(pl.col("department").drop_nulls().n_unique().alias("departments_involved"))
     )
+
+
+def _participants() -> pl.Expr:
+    """A workflow's distinct participants (its own row's list: no registry needed)."""
+    return pl.col("participant_agent_ids").list.drop_nulls().list.n_unique()
 
 
 def system_kpis(
@@ -712,9 +714,12 @@ def system_kpis(
     keys = PERIOD_KEYS
     placed = assigned or assign_facts(facts, periods, datetime.max, params, materialize=False)
     tasks, received, sent, beats = placed.tasks, placed.received, placed.sent, placed.beats
-    workflow_shape = _workflow_departments(facts.workflows, facts.agents)
-    workflows = facts.workflows.join(workflow_shape, on="workflow_id", how="left")
-    started = assign_periods(workflows, "started_at", periods)
+    # Departments only for the workflows started in the periods: the table holds every
+    # workflow ever run (the cumulative count below needs them, but not their departments).
+    started = assign_periods(facts.workflows, "started_at", periods)
+    started = started.join(
+        _workflow_departments(started, facts.agents), on="workflow_id", how="left"
+    )
 
     rows = agent_rows.select(keys).unique()
     registry = periods.join(
@@ -748,7 +753,7 @@ def system_kpis(
         pl.col("errors_recovered").sum().alias("_errors_recovered"),
     )
     multi_agent_successes = (
-        workflows.filter((status == "completed") & (pl.col("participants") >= 2))
+        facts.workflows.filter((status == "completed") & (_participants() >= 2))
         .select("started_at")
         .join(periods, how="cross")
         .filter(pl.col("started_at") < pl.col("period_end").cast(pl.Datetime("us")))

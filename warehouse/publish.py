@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -35,6 +35,11 @@ from warehouse.store import StateStore, comment_columns, write_frame
 # The tables that only grow, with the key of the rows a run adds at once: a new file takes
 # over the published one's rows and adds the others.
 GROWING_OPS = {"ops.validation_results": ["run_id"], "ops.stage_timings": ["run_id", "stage"]}
+# And the moment a row of theirs was recorded, where they have one. Every row recorded before
+# the published file was written is in it, so only rows recorded since its latest one (less a
+# margin for the clock being set back) need looking for: the years before are not scanned.
+RECORDED_AT = {"ops.validation_results": "validated_at"}
+CLOCK_SET_BACK_MARGIN = timedelta(days=1)
 PUBLISHED_OPS = {
     "ops.pipeline_runs": "SELECT * FROM ops.pipeline_runs",
     "ops.validation_results": "SELECT * FROM ops.validation_results",
@@ -117,9 +122,10 @@ def publish(store: StateStore, target: Path, run_id: str) -> Path:
             if keys and _columns(con, f"pub.{table}") == _columns(con, table):
                 # Against the distinct keys published (one per run, not millions of rows).
                 on = ", ".join(keys)
+                since = _recorded_since(con, table)
                 con.execute(
-                    f"INSERT INTO pub.{table} SELECT * FROM ({sql}) AS fresh "
-                    f"ANTI JOIN (SELECT DISTINCT {on} FROM pub.{table}) USING ({on})"
+                    f"INSERT INTO pub.{table} SELECT * FROM ({sql}{since}) AS fresh "
+                    f"ANTI JOIN (SELECT DISTINCT {on} FROM pub.{table}{since}) USING ({on})"
                 )
             else:
                 con.execute(f"CREATE OR REPLACE TABLE pub.{table} AS {sql}")
@@ -136,6 +142,20 @@ def publish(store: StateStore, target: Path, run_id: str) -> Path:
     os.replace(staging, target)
     _fsync(target.parent)
     return target
+
+
+def _recorded_since(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """A WHERE clause keeping the rows of growing `table` recorded since the latest one
+    published less the margin; none when the table has no such moment or nothing is
+    published yet. The bound is written out: DuckDB's zone maps skip older row groups for a
+    constant, not for a parameter of a prepared INSERT."""
+    column = RECORDED_AT.get(table)
+    if column is None:
+        return ""
+    latest = con.execute(f"SELECT max({column}) FROM pub.{table}").fetchone()[0]  # type: ignore[index]
+    if latest is None:
+        return ""
+    return f" WHERE {column} >= TIMESTAMP '{(latest - CLOCK_SET_BACK_MARGIN).isoformat(sep=' ')}'"
 
 
 def source_freshness(store: StateStore, published: dict[str, datetime]) -> pl.DataFrame:

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from warehouse.catalog import COLUMN_COMMENTS
+from warehouse.catalog import COLUMN_COMMENTS, MART_KEYS
 
 OPS_DDL = """
 CREATE SCHEMA IF NOT EXISTS core;
@@ -249,13 +249,15 @@ class StateStore:
         finally:
             self.con.unregister("_keys")
 
-    def delete_keys(self, schema: str, table: str, key: str, values: pl.Series) -> None:
-        """Delete the rows of `schema.table` whose `key` is one of `values`."""
-        if values.is_empty():
+    def delete_keys(self, schema: str, table: str, keys: pl.DataFrame) -> None:
+        """Delete the rows of `schema.table` whose key columns (those of `keys`) equal one
+        of the rows of `keys`."""
+        if keys.is_empty():
             return
-        self.con.register("_keys", values.rename("k").to_frame())
+        on = " AND ".join(f't."{c}" = k."{c}"' for c in keys.columns)
+        self.con.register("_keys", keys)
         try:
-            self.con.execute(f"DELETE FROM {schema}.{table} WHERE {key} IN (SELECT k FROM _keys)")
+            self.con.execute(f"DELETE FROM {schema}.{table} AS t USING _keys AS k WHERE {on}")
         finally:
             self.con.unregister("_keys")
 
@@ -470,12 +472,24 @@ class StateStore:
     # -- marts ----------------------------------------------------------------------------
 
     def replace_marts(self, marts: Mapping[str, pl.DataFrame]) -> None:
-        """Replace every mart in one transaction, with its column comments; the touched
-        dates they now cover are forgotten in the same transaction."""
+        """Make every mart hold the rows of `marts`, in one transaction; the touched dates
+        they now cover are forgotten in the same transaction.
+
+        Only the rows that changed are deleted and inserted: an hourly run recomputes a day,
+        its week and its month, and rewriting years of unchanged rows would cost more than
+        the rest of its publication (a commit that checkpoints them). A mart that is new, or
+        whose columns changed, is replaced whole, with its column comments."""
+        current = self.marts()
         with self.transaction():
             for name, frame in marts.items():
-                self.replace_table("marts", name, frame)
-                comment_columns(self.con, f"marts.{name}", name)
+                before = current.get(name)
+                if before is None or before.schema != frame.schema:
+                    self.replace_table("marts", name, frame)
+                    comment_columns(self.con, f"marts.{name}", name)
+                    continue
+                stale, added = changed_rows(before, frame, MART_KEYS[name])
+                self.delete_keys("marts", name, stale)
+                self.append_table("marts", name, added)
             self.con.execute("DELETE FROM ops.touched_days")
 
     def add_touched(self, rows: pl.DataFrame) -> None:
@@ -536,11 +550,30 @@ class StateStore:
                 )
 
     def marts(self) -> dict[str, pl.DataFrame]:
-        """The last good marts."""
+        """The last good marts, each in the order of its key (rows rewritten by
+        `replace_marts` lie at the end of their table)."""
         names = self.con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts'"
         ).fetchall()
-        return {name: self.query(f"SELECT * FROM marts.{name}") for (name,) in names}
+        return {name: self.query(_in_key_order(name)) for (name,) in names}
+
+
+def _in_key_order(mart: str) -> str:
+    keys = MART_KEYS.get(mart)
+    order = f" ORDER BY {', '.join(keys)}" if keys else ""
+    return f"SELECT * FROM marts.{mart}{order}"
+
+
+def changed_rows(
+    before: pl.DataFrame, after: pl.DataFrame, keys: Sequence[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """What turns a table holding `before` into one holding `after` (same columns, `keys`
+    unique in each): the keys of the rows to delete (those that changed or went), and the
+    rows to insert (those that changed or came)."""
+    columns = list(after.columns)
+    gone = before.join(after, on=columns, how="anti", nulls_equal=True)
+    added = after.join(before, on=columns, how="anti", nulls_equal=True)
+    return gone.select(keys), added
 
 
 def write_frame(con: duckdb.DuckDBPyConnection, qualified: str, frame: pl.DataFrame) -> None:

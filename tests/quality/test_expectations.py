@@ -6,12 +6,15 @@ check only for the columns a frame has (keys excepted), so a frame tests only it
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 import polars as pl
 import pytest
+from great_expectations.expectations.expectation import Expectation
 
+from quality import expectations
 from quality.expectations import CheckResult, validate_marts, validate_staged
 
 D = date(2026, 1, 5)  # a Monday
@@ -426,6 +429,27 @@ def test_a_broken_agent_rule_fails_by_name(
         if (r.table, r.expectation, r.column) == ("marts.agent_kpis", expectation, column)
     )
     assert f"agent_id={case_id}" in failure.observed
+
+
+def test_configurations_built_once_changes_no_result(
+    agent_case_results: list[CheckResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same broken rows, validated while GX rebuilds every configuration as it does alone.
+    monkeypatch.setattr(expectations, "_configurations_built_once", contextlib.nullcontext)
+    good = pl.DataFrame([AGENT_ROW]).with_columns(
+        pl.col("period_start", "period_end").cast(pl.Date)
+    )
+    frame = frame_with_cases(good, AGENT_ROW, "agent_id", AGENT_CASES)
+    rebuilt = validate_marts({"agent_kpis": frame})
+    assert len(failures(rebuilt)) >= len(AGENT_CASES)
+    assert rebuilt == agent_case_results
+
+
+def test_configurations_built_once_leaves_gx_as_it_was() -> None:
+    before = Expectation.__dict__["configuration"]
+    with expectations._configurations_built_once():
+        assert Expectation.__dict__["configuration"] is not before
+    assert Expectation.__dict__["configuration"] is before
 
 
 KEYS = {"period": ["day"], "period_start": [D], "agent_id": ["a1"]}

@@ -3,7 +3,7 @@ nothing (a full refresh) or from a copy of the published file (an incremental ru
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -29,8 +29,21 @@ def _state(tmp_path: Path) -> StateStore:
     return store
 
 
-def _run(store: StateStore, target: Path, run_id: str, carry_over: bool) -> None:
+def _run(store: StateStore, target: Path, run_id: str, carry_over: bool, at: datetime = AT) -> None:
     """What a run records and publishes: its checks, its stage times, then the new file."""
+    _record_checks(store, run_id, at)
+    timings = pl.DataFrame(
+        {"run_id": [run_id] * 2, "stage": ["build_marts", "validate_output"], "seconds": [1.0, 2.0]}
+    )
+    store.record_timings(timings)
+    write_marts(target, run_id, empty_marts(), carry_over=carry_over)
+    publish(store, target, run_id)
+    # The publish stage's own time is recorded after the file was swapped in: the next
+    # publication carries it.
+    store.record_timings(pl.DataFrame({"run_id": [run_id], "stage": ["publish"], "seconds": [0.1]}))
+
+
+def _record_checks(store: StateStore, run_id: str, at: datetime) -> None:
     store.record_validation(
         pl.DataFrame(
             {
@@ -42,19 +55,10 @@ def _run(store: StateStore, target: Path, run_id: str, carry_over: bool) -> None
                 "success": [True, True, False],
                 "observed": [None, None, "1 row"],
                 "details": ["{}"] * 3,
-                "validated_at": [AT] * 3,
+                "validated_at": [at] * 3,
             }
         )
     )
-    timings = pl.DataFrame(
-        {"run_id": [run_id] * 2, "stage": ["build_marts", "validate_output"], "seconds": [1.0, 2.0]}
-    )
-    store.record_timings(timings)
-    write_marts(target, run_id, empty_marts(), carry_over=carry_over)
-    publish(store, target, run_id)
-    # The publish stage's own time is recorded after the file was swapped in: the next
-    # publication carries it.
-    store.record_timings(pl.DataFrame({"run_id": [run_id], "stage": ["publish"], "seconds": [0.1]}))
 
 
 def _rows(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple]:
@@ -84,6 +88,44 @@ def test_every_run_record_is_published_once(tmp_path: Path, carry_over: bool) ->
     finally:
         published.close()
     assert not list(tmp_path.glob(".*.tmp*"))
+
+
+def test_checks_of_a_failed_run_are_published_by_the_next_run_that_succeeds(
+    tmp_path: Path,
+) -> None:
+    store = _state(tmp_path)
+    target = tmp_path / "warehouse.duckdb"
+    _run(store, target, "r1", True, at=AT)
+    _record_checks(store, "r2-failed", AT + timedelta(hours=1))  # never published itself
+    _run(store, target, "r3", True, at=AT + timedelta(days=3))
+    published = duckdb.connect(str(target), read_only=True)
+    try:
+        runs = published.execute("SELECT DISTINCT run_id FROM ops.validation_results").fetchall()
+        assert sorted(runs) == [("r1",), ("r2-failed",), ("r3",)]
+        assert _rows(published, "ops.validation_results") == _rows(
+            store.con, "ops.validation_results"
+        )
+    finally:
+        published.close()
+
+
+def test_checks_are_looked_for_from_a_day_before_the_latest_published_on(
+    tmp_path: Path,
+) -> None:
+    # Every check recorded before a file was published is in it: only those recorded since
+    # its latest one, less a day for a clock set back, are looked for (years are not read).
+    store = _state(tmp_path)
+    target = tmp_path / "warehouse.duckdb"
+    _run(store, target, "r1", True, at=AT)
+    _record_checks(store, "clock-set-back", AT - timedelta(hours=23))
+    _record_checks(store, "before-the-margin", AT - timedelta(hours=25))
+    _run(store, target, "r2", True, at=AT + timedelta(hours=1))
+    published = duckdb.connect(str(target), read_only=True)
+    try:
+        runs = published.execute("SELECT DISTINCT run_id FROM ops.validation_results").fetchall()
+        assert sorted(runs) == [("clock-set-back",), ("r1",), ("r2",)]
+    finally:
+        published.close()
 
 
 def test_a_published_table_of_another_shape_is_replaced_whole(tmp_path: Path) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
 
 from transforms import core
-from warehouse.store import StateStore
+from warehouse.store import StateStore, changed_rows
 
 AT_TEN = datetime(2026, 11, 23, 10)
 
@@ -102,3 +102,57 @@ def test_the_log_manifest_answers_for_the_files_and_texts_asked_about(tmp_path: 
     assert store.log_texts_read(["ca", "cb", "cc"]) == {"ca": "d1/a.jsonl", "cb": "d1/b.jsonl"}
     assert store.log_texts_read([]) == {}
     store.close()
+
+
+def _alerts(days: list[int], values: list[float | None]) -> pl.DataFrame:
+    """marts.alerts rows (its key and one figure) of agent a on 2026-01-<day>."""
+    return pl.DataFrame(
+        {
+            "period_start": [date(2026, 1, d) for d in days],
+            "agent_id": ["a"] * len(days),
+            "metric": ["error_rate"] * len(days),
+            "level": ["warning"] * len(days),
+            "value": values,
+        }
+    )
+
+
+def test_marts_are_brought_up_to_date_by_rewriting_only_the_rows_that_changed(
+    tmp_path: Path,
+) -> None:
+    store = StateStore(tmp_path / "state.duckdb")
+    store.replace_marts({"alerts": _alerts([1, 2, 3, 4], [0.5, None, 0.25, 0.1])})
+    rowids = dict(store.con.execute("SELECT period_start, rowid FROM marts.alerts").fetchall())
+    # Day 2 unchanged (NULL), day 3 changed, day 4 gone, day 5 new.
+    store.replace_marts({"alerts": _alerts([1, 2, 3, 5], [0.5, None, 0.3, 0.2])})
+    after = store.query("SELECT *, rowid AS _rowid FROM marts.alerts ORDER BY period_start")
+    store.close()
+    assert after.drop("_rowid").equals(_alerts([1, 2, 3, 5], [0.5, None, 0.3, 0.2]))
+    kept = {d: rowids[d] for d in (date(2026, 1, 1), date(2026, 1, 2))}
+    assert {d: r for d, r in after.select("period_start", "_rowid").rows() if d in kept} == kept
+    assert after.filter(pl.col("period_start") == date(2026, 1, 3))["_rowid"].item() not in (
+        rowids.values()
+    )
+
+
+def test_a_mart_whose_columns_changed_is_replaced_whole_with_its_comments(
+    tmp_path: Path,
+) -> None:
+    store = StateStore(tmp_path / "state.duckdb")
+    store.replace_marts({"alerts": _alerts([1], [0.5]).drop("value")})
+    store.replace_marts({"alerts": _alerts([1, 2], [0.5, 0.7])})
+    rows = store.query("SELECT * FROM marts.alerts ORDER BY period_start")
+    comment = store.scalar(
+        "SELECT comment FROM duckdb_columns() WHERE table_name = 'alerts' AND column_name = 'value'"
+    )
+    store.close()
+    assert rows.equals(_alerts([1, 2], [0.5, 0.7]))
+    assert comment
+
+
+def test_changed_rows_are_those_that_differ_in_any_column_nulls_equal() -> None:
+    before = pl.DataFrame({"k": [1, 2, 3, 4], "v": [1.0, None, float("nan"), 4.0]})
+    after = pl.DataFrame({"k": [1, 2, 3, 5], "v": [1.5, None, float("nan"), 5.0]})
+    stale, added = changed_rows(before, after, ["k"])
+    assert sorted(stale["k"].to_list()) == [1, 4]
+    assert added.sort("k").rows() == [(1, 1.5), (5, 5.0)]
