@@ -976,6 +976,7 @@ def build_marts(
     if as_of_ts is None:
         return empty_marts()
     before = store.marts()
+    before_health = before.get("agent_health")
     first, last = activity_bounds(store, days_covered(touched, before, before_as_of, as_of_ts))
     if first is None or last is None:
         return empty_marts()
@@ -1033,20 +1034,59 @@ def build_marts(
             [day_before, as_of_ts],
         ).lazy(),
         workflows=core.empty("fct_workflow_runs"),
-        # Each agent's last heartbeat: the latest moments first (one column), then only the
-        # row groups from the earliest of them on.
-        heartbeats=store.query(
-            "WITH last AS (SELECT agent_id, max(ts) AS ts FROM core.fct_heartbeats "
-            "GROUP BY agent_id) "
-            "SELECT h.* FROM core.fct_heartbeats h SEMI JOIN last USING (agent_id, ts) "
-            "WHERE h.ts >= (SELECT min(ts) FROM last)"
-        ).lazy(),
+        heartbeats=latest_heartbeats(store, touched, before_health).lazy(),
         resources=core.empty("fct_resource_samples"),
         errors=core.empty("fct_agent_errors"),
     )
     out["agent_health"] = marts.agent_health(health_facts, as_of_ts, params).collect()
     out["alerts"] = marts.alerts(agent_days, params).collect()
     return {name: out[name] for name in MART_NAMES}
+
+
+def latest_heartbeats(
+    store: StateStore, touched: Touched, before_health: pl.DataFrame | None
+) -> pl.DataFrame:
+    """Heartbeat rows among which lies each agent's latest (marts.agent_health keeps the
+    latest of each agent's).
+
+    Heartbeats are only ever added, and those added since the agent_health last published
+    (`before_health`) lie in the touched days: each agent's latest is the one it names or
+    one of those days'. So only those days are read, not years of heartbeats; all of them
+    only when there is nothing to start from (a first run, a full refresh, a new
+    registry)."""
+    if touched.everything or before_health is None:
+        # Each agent's latest moment first (one column), then only the row groups from the
+        # earliest of them on.
+        return store.query(
+            "WITH last AS (SELECT agent_id, max(ts) AS ts FROM core.fct_heartbeats "
+            "GROUP BY agent_id) "
+            "SELECT h.* FROM core.fct_heartbeats h SEMI JOIN last USING (agent_id, ts) "
+            "WHERE h.ts >= (SELECT min(ts) FROM last)"
+        )
+    named = before_health["last_heartbeat_at"].drop_nulls().dt.date()
+    days = pl.concat([named.rename("day").to_frame(), *touched.days])["day"]
+    ranges = [
+        f"SELECT * FROM core.fct_heartbeats WHERE ts >= TIMESTAMP '{first}' "
+        f"AND ts < TIMESTAMP '{end}'"
+        for first, end in day_ranges(days)
+    ]
+    if not ranges:
+        return store.query("SELECT * FROM core.fct_heartbeats LIMIT 0")
+    # One range query each (an OR of ranges would read every row group).
+    return store.query(" UNION ALL ".join(ranges))
+
+
+def day_ranges(days: pl.Series) -> list[tuple[date, date]]:
+    """The distinct `days` as ranges of consecutive days: (first day, the day after the
+    last), in order."""
+    ordered = days.drop_nulls().unique().sort().to_list()
+    ranges: list[tuple[date, date]] = []
+    for day in ordered:
+        if ranges and ranges[-1][1] == day:
+            ranges[-1] = (ranges[-1][0], day + timedelta(days=1))
+        else:
+            ranges.append((day, day + timedelta(days=1)))
+    return ranges
 
 
 # ---------------------------------------------------------------------------------------------

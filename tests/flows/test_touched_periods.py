@@ -12,6 +12,8 @@ from flows.pipeline import (
     PERIOD_MART_NAMES,
     Touched,
     activity_bounds,
+    day_ranges,
+    latest_heartbeats,
     requested_periods,
     warehouse_as_of,
 )
@@ -161,3 +163,89 @@ def test_as_of_is_the_latest_heartbeat_whatever_moment_it_is_asked_from(tmp_path
     store.close()
     # From a moment after every heartbeat, none is found there: the whole column answers.
     assert asked == [latest] * 4
+
+
+def _heartbeats(tmp_path: Path, beats: list[tuple[str, datetime, str]]) -> StateStore:
+    """A state whose core.fct_heartbeats holds (agent_id, ts, status) rows."""
+    store = StateStore(tmp_path / "state.duckdb")
+    frame = core.empty("fct_heartbeats").collect()
+    agent_id, ts, status = zip(*beats, strict=True)
+    rows = frame.clear(len(beats)).with_columns(
+        pl.Series("agent_id", agent_id, dtype=frame.schema["agent_id"]),
+        pl.Series("ts", ts, dtype=frame.schema["ts"]),
+        pl.Series("status", status, dtype=frame.schema["status"]),
+    )
+    store.replace_table("core", "fct_heartbeats", rows)
+    return store
+
+
+def _latest_status(beats: pl.DataFrame) -> dict[str, str]:
+    last = beats.sort("ts").group_by("agent_id").agg(pl.col("status").last())
+    return dict(last.rows())
+
+
+def test_the_latest_heartbeats_are_read_from_the_touched_days_and_those_last_published(
+    tmp_path: Path,
+) -> None:
+    # Published on 2026-10-20: a's latest heartbeat was on 10-05 (idle since), b's on 10-20.
+    # Since then: a late beat of a (10-07) and new beats of b (10-21) were loaded.
+    store = _heartbeats(
+        tmp_path,
+        [
+            ("a", datetime(2026, 10, 1, 9), "idle"),
+            ("a", datetime(2026, 10, 5, 9), "busy"),
+            ("a", datetime(2026, 10, 7, 9), "late"),
+            ("b", datetime(2026, 10, 2, 9), "idle"),
+            ("b", datetime(2026, 10, 20, 9), "busy"),
+            ("b", datetime(2026, 10, 21, 9), "new"),
+        ],
+    )
+    before_health = pl.DataFrame(
+        {
+            "agent_id": ["a", "b"],
+            "last_heartbeat_at": [datetime(2026, 10, 5, 9), datetime(2026, 10, 20, 9)],
+        }
+    )
+    touched = Touched()
+    touched.add(pl.DataFrame({"ts": [datetime(2026, 10, 7, 9), datetime(2026, 10, 21, 9)]}), ["ts"])
+    read = latest_heartbeats(store, touched, before_health)
+    # Nothing to start from: every heartbeat is looked through.
+    everything = latest_heartbeats(store, Touched(everything=True), before_health)
+    without_before = latest_heartbeats(store, touched, None)
+    store.close()
+    assert _latest_status(read) == {"a": "late", "b": "new"}
+    assert _latest_status(everything) == _latest_status(without_before) == {"a": "late", "b": "new"}
+    # Only the touched days and those of the heartbeats last published were read.
+    assert sorted(read["ts"].dt.date().unique().to_list()) == [
+        date(2026, 10, 5),
+        date(2026, 10, 7),
+        date(2026, 10, 20),
+        date(2026, 10, 21),
+    ]
+
+
+def test_an_agent_idle_since_before_the_touched_days_keeps_its_latest_heartbeat(
+    tmp_path: Path,
+) -> None:
+    store = _heartbeats(
+        tmp_path,
+        [("a", datetime(2026, 1, 5, 9), "busy"), ("b", datetime(2026, 10, 21, 9), "new")],
+    )
+    before_health = pl.DataFrame(
+        {"agent_id": ["a", "b"], "last_heartbeat_at": [datetime(2026, 1, 5, 9), None]}
+    )
+    touched = Touched()
+    touched.add(pl.DataFrame({"ts": [datetime(2026, 10, 21, 9)]}), ["ts"])
+    read = latest_heartbeats(store, touched, before_health)
+    store.close()
+    assert _latest_status(read) == {"a": "busy", "b": "new"}
+
+
+def test_day_ranges_join_consecutive_days() -> None:
+    days = pl.Series(
+        [date(2026, 10, 7), date(2026, 10, 5), date(2026, 10, 6), None, date(2026, 10, 9)]
+    )
+    assert day_ranges(days) == [
+        (date(2026, 10, 5), date(2026, 10, 8)),
+        (date(2026, 10, 9), date(2026, 10, 10)),
+    ]
