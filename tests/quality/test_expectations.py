@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 import pytest
+from great_expectations.core.id_dict import IDDict
 from great_expectations.expectations.expectation import Expectation
 
 from quality import expectations
@@ -431,11 +432,11 @@ def test_a_broken_agent_rule_fails_by_name(
     assert f"agent_id={case_id}" in failure.observed
 
 
-def test_configurations_built_once_changes_no_result(
+def test_gx_without_repeated_work_changes_no_result(
     agent_case_results: list[CheckResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The same broken rows, validated while GX rebuilds every configuration as it does alone.
-    monkeypatch.setattr(expectations, "_configurations_built_once", contextlib.nullcontext)
+    monkeypatch.setattr(expectations, "_gx_without_repeated_work", contextlib.nullcontext)
     good = pl.DataFrame([AGENT_ROW]).with_columns(
         pl.col("period_start", "period_end").cast(pl.Date)
     )
@@ -445,11 +446,27 @@ def test_configurations_built_once_changes_no_result(
     assert rebuilt == agent_case_results
 
 
-def test_configurations_built_once_leaves_gx_as_it_was() -> None:
-    before = Expectation.__dict__["configuration"]
-    with expectations._configurations_built_once():
-        assert Expectation.__dict__["configuration"] is not before
-    assert Expectation.__dict__["configuration"] is before
+def test_gx_without_repeated_work_leaves_gx_as_it_was() -> None:
+    before = Expectation.__dict__["configuration"], IDDict.__dict__["to_id"]
+    with expectations._gx_without_repeated_work():
+        assert Expectation.__dict__["configuration"] is not before[0]
+        assert IDDict.__dict__["to_id"] is not before[1]
+    assert (Expectation.__dict__["configuration"], IDDict.__dict__["to_id"]) == before
+
+
+def test_a_metric_id_is_that_of_gx_whatever_the_types_of_its_arguments() -> None:
+    arguments = [
+        {"column": "x", "batch_id": "b"},
+        {"column": "x", "min_value": 1, "max_value": None},
+        {"column": "x", "min_value": 1.0, "max_value": None},
+        {"column": "x", "min_value": True, "max_value": None},
+        {"column": "x", "value_set": ["a", "b"]},
+    ]
+    alone = [IDDict(a).to_id() for a in arguments]
+    with expectations._gx_without_repeated_work():
+        twice = [[IDDict(a).to_id() for a in arguments] for _ in range(2)]
+    assert twice == [alone, alone]
+    assert len(set(alone)) == len(alone)
 
 
 KEYS = {"period": ["day"], "period_start": [D], "agent_id": ["a1"]}
