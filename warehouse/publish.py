@@ -11,10 +11,12 @@ The new file is written in two steps. `write_marts` puts the marts in it while t
 run (it is a file of its own, hidden by its name, so nothing reads it yet); `publish`, once
 the checks passed, adds the run's records and swaps it in. `discard` drops it when they fail.
 
-The run records that only grow (every check's result, every stage's time: a few hundred rows
-an hour, millions after a year of hourly runs) are not copied whole each time. An incremental
-run starts its new file as a byte copy of the published one, which nobody writes, and adds
-the rows of the runs that file does not have yet; the marts and the small records are
+Nothing that only grows is copied whole each time: the run records (every check's result,
+every stage's time: a few hundred rows an hour, millions after a year of hourly runs) nor the
+marts (years of days). An incremental run starts its new file as a byte copy of the published
+one, which nobody writes, adds the rows of the runs that file does not have yet, and deletes
+and inserts only the mart rows that changed (so a mart's rows are in the order of its key
+only up to the first rewritten one: order by the key when it matters); the small records are
 replaced. A full refresh writes the file from nothing.
 """
 
@@ -29,7 +31,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from warehouse.store import StateStore, comment_columns, write_frame
+from warehouse.store import StateStore, read_marts, update_marts
 
 # What the published file carries besides the marts, for analysts and the summaries.
 # The tables that only grow, with the key of the rows a run adds at once: a new file takes
@@ -81,11 +83,10 @@ def write_marts(
         shutil.copyfile(target, staging)
     con = _connect(staging)
     try:
-        con.execute("DROP SCHEMA IF EXISTS marts CASCADE")
-        con.execute("CREATE SCHEMA marts")
-        for name, frame in sorted(marts.items()):
-            write_frame(con, f"marts.{name}", frame)
-            comment_columns(con, f"marts.{name}", name)
+        con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        # A copy gets only the rows that changed since it was published (an hourly run
+        # recomputes a day, its week and its month, not years of rows).
+        update_marts(con, read_marts(con), marts)
     finally:
         con.close()
     return staging

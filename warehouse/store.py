@@ -252,14 +252,7 @@ class StateStore:
     def delete_keys(self, schema: str, table: str, keys: pl.DataFrame) -> None:
         """Delete the rows of `schema.table` whose key columns (those of `keys`) equal one
         of the rows of `keys`."""
-        if keys.is_empty():
-            return
-        on = " AND ".join(f't."{c}" = k."{c}"' for c in keys.columns)
-        self.con.register("_keys", keys)
-        try:
-            self.con.execute(f"DELETE FROM {schema}.{table} AS t USING _keys AS k WHERE {on}")
-        finally:
-            self.con.unregister("_keys")
+        delete_keys(self.con, f"{schema}.{table}", keys)
 
     def insert_new_events(self, table: str, frame: pl.DataFrame, key: list[str]) -> int:
         """Insert into `core.table` the events of `frame` whose key is not there yet, keeping
@@ -481,15 +474,7 @@ class StateStore:
         whose columns changed, is replaced whole, with its column comments."""
         current = self.marts()
         with self.transaction():
-            for name, frame in marts.items():
-                before = current.get(name)
-                if before is None or before.schema != frame.schema:
-                    self.replace_table("marts", name, frame)
-                    comment_columns(self.con, f"marts.{name}", name)
-                    continue
-                stale, added = changed_rows(before, frame, MART_KEYS[name])
-                self.delete_keys("marts", name, stale)
-                self.append_table("marts", name, added)
+            update_marts(self.con, current, marts)
             self.con.execute("DELETE FROM ops.touched_days")
 
     def add_touched(self, rows: pl.DataFrame) -> None:
@@ -550,12 +535,58 @@ class StateStore:
                 )
 
     def marts(self) -> dict[str, pl.DataFrame]:
-        """The last good marts, each in the order of its key (rows rewritten by
-        `replace_marts` lie at the end of their table)."""
-        names = self.con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts'"
-        ).fetchall()
-        return {name: self.query(_in_key_order(name)) for (name,) in names}
+        """The last good marts, each in the order of its key."""
+        return read_marts(self.con)
+
+
+def update_marts(
+    con: duckdb.DuckDBPyConnection,
+    current: Mapping[str, pl.DataFrame],
+    marts: Mapping[str, pl.DataFrame],
+) -> None:
+    """Make the marts of `con`, which hold `current`, hold `marts` (inside the caller's
+    transaction): only the rows that changed are deleted and inserted. A mart that is new,
+    or whose columns changed, is written whole with its column comments; one no longer
+    built is dropped."""
+    for name in sorted(set(current) - set(marts)):
+        con.execute(f"DROP TABLE marts.{name}")
+    for name, frame in sorted(marts.items()):
+        before = current.get(name)
+        if before is None or before.schema != frame.schema:
+            write_frame(con, f"marts.{name}", frame)
+            comment_columns(con, f"marts.{name}", name)
+            continue
+        stale, added = changed_rows(before, frame, MART_KEYS[name])
+        delete_keys(con, f"marts.{name}", stale)
+        if added.height:
+            con.register("_incoming", added)
+            try:
+                con.execute(f"INSERT INTO marts.{name} BY NAME SELECT * FROM _incoming")
+            finally:
+                con.unregister("_incoming")
+
+
+def read_marts(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
+    """Every table of schema `marts` of `con`'s database, each in the order of its key
+    (rows rewritten by `update_marts` lie at the end of their table)."""
+    names = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'marts'"
+    ).fetchall()
+    return {name: con.execute(_in_key_order(name)).pl() for (name,) in names}
+
+
+def delete_keys(con: duckdb.DuckDBPyConnection, qualified: str, keys: pl.DataFrame) -> None:
+    """Delete the rows of table `qualified` whose key columns (those of `keys`) equal one of
+    the rows of `keys`."""
+    if keys.is_empty():
+        return
+    on = " AND ".join(f't."{c}" = k."{c}"' for c in keys.columns)
+    con.register("_keys", keys)
+    try:
+        con.execute(f"DELETE FROM {qualified} AS t USING _keys AS k WHERE {on}")
+    finally:
+        con.unregister("_keys")
 
 
 def _in_key_order(mart: str) -> str:

@@ -57,7 +57,7 @@ KILL_POINTS = {
     "extract_database": "warehouse.store:StateStore.move_watermark",
     "extract_logs": "warehouse.store:StateStore.add_log_files",
     "build_marts": "transforms.marts:period_marts",
-    "write_marts": "warehouse.publish:write_frame",
+    "write_marts": "warehouse.publish:update_marts",
     "publish": "warehouse.publish:_fsync",
 }
 

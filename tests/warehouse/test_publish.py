@@ -3,7 +3,7 @@ nothing (a full refresh) or from a copy of the published file (an incremental ru
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -147,6 +147,44 @@ def test_a_published_table_of_another_shape_is_replaced_whole(tmp_path: Path) ->
         assert ("retired",) not in published.execute("SHOW TABLES FROM marts").fetchall()
     finally:
         published.close()
+
+
+def _alerts(values: list[float]) -> pl.DataFrame:
+    """marts.alerts rows of agent a, one per day from 2026-01-01, with these values."""
+    return pl.DataFrame(
+        {
+            "period_start": [date(2026, 1, 1) + timedelta(days=n) for n in range(len(values))],
+            "agent_id": ["a"] * len(values),
+            "metric": ["error_rate"] * len(values),
+            "level": ["warning"] * len(values),
+            "value": values,
+            "threshold": [0.1] * len(values),
+        }
+    )
+
+
+def test_a_copy_of_the_published_file_gets_only_the_mart_rows_that_changed(
+    tmp_path: Path,
+) -> None:
+    store = _state(tmp_path)
+    target = tmp_path / "warehouse.duckdb"
+    write_marts(target, "r1", {**empty_marts(), "alerts": _alerts([0.5, 0.6, 0.7])})
+    publish(store, target, "r1")
+    write_marts(target, "r2", {**empty_marts(), "alerts": _alerts([0.5, 0.65, 0.7, 0.8])}, True)
+    publish(store, target, "r2")
+    new = duckdb.connect(str(target), read_only=True)
+    try:
+        stored = [v for (v,) in new.execute("SELECT value FROM marts.alerts").fetchall()]
+        comment = new.execute(
+            "SELECT comment FROM duckdb_columns() WHERE table_name = 'alerts' "
+            "AND column_name = 'value'"
+        ).fetchone()
+    finally:
+        new.close()
+    # In the order they were stored: the unchanged rows where they were, the changed and the
+    # new one after them (a table written whole would be in the order of its key).
+    assert stored == [0.5, 0.7, 0.65, 0.8]
+    assert comment is not None and comment[0]
 
 
 def test_a_discarded_file_leaves_the_published_one_as_it_was(tmp_path: Path) -> None:
