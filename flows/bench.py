@@ -42,15 +42,15 @@ def _run_child(platform_dir: Path, fresh: bool = True) -> dict:
     """Run the pipeline in a child process; it prints its timings as JSON. `fresh` starts
     from no warehouse (a full run); otherwise the run is incremental on the last one."""
     code = (
-        "import json, sys, resource\n"
+        "import json, sys\n"
         "from datetime import datetime\n"
-        "from flows.pipeline import run_pipeline\n"
+        "from flows.pipeline import peak_rss_mb, run_pipeline\n"
         "from flows.settings import Settings\n"
         "p = sys.argv[1]\n"
         "s = Settings.resolve(db_url='sqlite:///' + p + '/agents.db', logs_dir=p + '/logs',\n"
         "                     warehouse=p + '/warehouse.duckdb')\n"
         f"r = run_pipeline(s, run_started_at=datetime.fromisoformat('{RUN_STARTED_AT}'))\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "peak = peak_rss_mb()\n"
         "print(json.dumps({'timings': r.timings, 'peak_rss_mb': peak, 'run_s': r.elapsed_s,\n"
         "  'counts': {k: vars(v) for k, v in r.counts.items()}}))\n"
     )
@@ -80,11 +80,16 @@ _HELD_BACK = {
 }
 
 
+# The hourly run is timed this many times (the same hour arriving on the same history); the
+# median run is reported.
+HOURLY_REPEATS = 3
+
+
 def _hourly(platform_dir: Path, days: int) -> dict:
     """Time an hourly incremental run on top of the platform's `days` of history: a copy of
     it without its last hour is loaded in full, the run records of that many days of hourly
     runs are added, then that hour arrives (new rows, new files) and the pipeline runs
-    again."""
+    again; HOURLY_REPEATS times, from the same history, and the median run is returned."""
     out = platform_dir.with_name(platform_dir.name + "-hourly")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
@@ -108,23 +113,45 @@ def _hourly(platform_dir: Path, days: int) -> dict:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.link(path, target)
     history = _run_child(out)
-    for table, rows in held.items():
-        marks = ", ".join("?" for _ in rows[0]) if rows else ""
-        # New rows get new ids, as the platform's inserts would.
-        fresh = [(None, *row[1:]) if table != "workflow_executions" else row for row in rows]
-        db.executemany(f"INSERT INTO {table} VALUES ({marks})", fresh)
-    db.commit()
-    db.close()
-    for path, target in held_files:
-        os.link(path, target)
     _add_run_history(out, runs=days * 24)
-    result = _run_child(out, fresh=False)
+    warehouse = sorted(out.glob("warehouse*.duckdb"))
+    for path in warehouse:
+        shutil.copyfile(path, path.with_name(path.name + ".history"))
+    highest = {t: db.execute(f"SELECT max(id) FROM {t}").fetchone()[0] for t in _HELD_IDS}
+    runs = []
+    for _ in range(HOURLY_REPEATS):
+        # The history as it was, then the hour arrives.
+        for path in warehouse:
+            shutil.copyfile(path.with_name(path.name + ".history"), path)
+        for table, top in highest.items():
+            db.execute(f"DELETE FROM {table} WHERE id > ?", [top])
+        db.executemany(
+            "DELETE FROM workflow_executions WHERE workflow_id = ?",
+            [row[:1] for row in held["workflow_executions"]],
+        )
+        for table, rows in held.items():
+            marks = ", ".join("?" for _ in rows[0]) if rows else ""
+            # New rows get new ids, as the platform's inserts would.
+            fresh = [(None, *row[1:]) if table in _HELD_IDS else row for row in rows]
+            db.executemany(f"INSERT INTO {table} VALUES ({marks})", fresh)
+        db.commit()
+        for path, target in held_files:
+            target.unlink(missing_ok=True)
+            os.link(path, target)
+        runs.append(_run_child(out, fresh=False))
+    db.close()
+    result = sorted(runs, key=lambda r: r["run_s"])[len(runs) // 2]
+    result["runs_s"] = [r["run_s"] for r in runs]
     result["history_wall_s"] = history["wall_s"]
     result["past_runs"] = days * 24
     result["new_rows"] = sum(len(rows) for rows in held.values())
     result["new_files"] = len(held_files)
     shutil.rmtree(out)
     return result
+
+
+# The held-back tables whose new rows get new ids (workflow_executions keeps its ids).
+_HELD_IDS = ["agent_performance", "agent_communications"]
 
 
 def _add_run_history(out: Path, runs: int) -> None:
@@ -204,10 +231,11 @@ def _markdown(results: list[dict], command: str, hourly: list[dict]) -> str:
             f"a full run); then the last hour arrived: {r['new_rows']:,} new table rows and "
             f"{r['new_files']:,} new log files. The warehouse was given the run records "
             f"(every check's result, every stage's time) of {r['past_runs']:,} earlier hourly "
-            "runs, as that many hours of hourly runs leave them. Wall time of the incremental "
-            "run, in a fresh "
-            f"process: {r['wall_s']:.1f} s (Python and library imports included), peak RSS "
-            f"{r['peak_rss_mb']:,.0f} MB.",
+            "runs, as that many hours of hourly runs leave them. The hour arrived "
+            f"{len(r['runs_s'])} times on the same history; the runs took "
+            f"{', '.join(f'{x:.2f}' for x in r['runs_s'])} s, and the median one is below. Its "
+            f"wall time, in a fresh process: {r['wall_s']:.1f} s (Python and library imports "
+            f"included), peak RSS {r['peak_rss_mb']:,.0f} MB.",
             "",
             "| stage | seconds | rows |",
             "|---|---:|---:|",
@@ -234,15 +262,20 @@ READING = """## Reading these figures
   ranges of ids at once, one per core. A source with an index on `updated_at` answers it at
   once; the filter runs in the source.
 - **What history does not cost.** An hourly run lists only the log directories that
-  changed, asks the manifest only about the files it lists and the texts it reads, and looks
-  for activity only outside the days the marts already span (DuckDB's zone maps skip the
-  rest): none of these reads grows with the years behind it.
+  changed, asks the manifest only about the files it lists and the texts it reads, looks for
+  activity only outside the days the marts already span (DuckDB's zone maps skip the rest),
+  and finds each agent's latest heartbeat among the days it touched and those of the
+  heartbeats last published. The marts, in the state and in the new published file, get only
+  the rows that changed (a day, its week, its month). None of these grows with the years
+  behind it.
 - **Run records.** Every hourly run adds a few hundred rows of check results and stage
   times. The hourly runs above start from a warehouse holding those of every hour of their
-  history; a new published file starts as a copy of the last one and adds only the new rows.
-- **What stays per run.** Great Expectations costs about 7 ms of one core per expectation,
-  whatever the rows, and a run has about 330 (the input's and the marts'); the month of the
-  touched day is recomputed whole.
+  history; a new published file starts as a copy of the last one and adds only the new rows,
+  looked for from a day before the latest one it holds.
+- **What stays per run.** Great Expectations costs about 4 ms of one core per expectation,
+  whatever the rows (half of what GX alone spends: its configurations and metric ids are
+  built once per validation), and a run has about 330 (the input's and the marts'); the
+  month of the touched day is recomputed whole.
 """
 
 

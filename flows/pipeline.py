@@ -98,6 +98,20 @@ class RunResult:
         return [c for c in self.checks if not c.success]
 
 
+def peak_rss_mb() -> float:
+    """The most memory this process has held so far, in MB: its own high-water mark (Linux's
+    VmHWM). Not `ru_maxrss`, which a process started by a larger one inherits: Linux keeps
+    the parent's resident size at the fork as the child's maximum across exec."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 class StageClock:
     """Times stages and records their rows and the process's peak memory."""
 
@@ -112,7 +126,7 @@ class StageClock:
         started = time.perf_counter()
         yield info
         seconds = time.perf_counter() - started
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_mb = peak_rss_mb()
         self.rows.append(
             {
                 "run_id": self.run_id,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -217,3 +220,19 @@ def test_the_exact_key_check_in_parts_by_hash_counts_the_same(
         store.close()
     assert expected > 0
     assert at_once.observed == in_parts.observed == f"{expected} repeated keys in 3000 rows"
+
+
+def test_a_run_started_by_a_larger_process_records_its_own_peak_memory() -> None:
+    # Linux hands a child the resident size of its parent at the fork as ru_maxrss; a run
+    # started by a big scheduler or benchmark process must not report that as its own.
+    held = bytearray(1200 * 1024 * 1024)
+    held[::4096] = b"\x01" * len(held[::4096])  # touched: resident
+    child = subprocess.run(
+        [sys.executable, "-c", "from flows.pipeline import peak_rss_mb; print(peak_rss_mb())"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path.cwd())},
+    )
+    del held
+    assert 0 < float(child.stdout.strip()) < 1200
