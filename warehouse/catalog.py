@@ -24,6 +24,15 @@ MART_KEYS: dict[str, list[str]] = {
     "alerts": ["period_start", "agent_id", "metric"],
 }
 
+
+def in_key_order(mart: str) -> str:
+    """`SELECT *` from a mart, ordered by its key (the stored order is not: each run rewrites
+    only the rows that changed)."""
+    keys = MART_KEYS.get(mart)
+    order = f" ORDER BY {', '.join(keys)}" if keys else ""
+    return f"SELECT * FROM marts.{mart}{order}"
+
+
 _PERIOD = {
     "period": "day (UTC date), week (ISO week from Monday) or month (calendar month)",
     "period_start": "first date of the period",

@@ -31,7 +31,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from warehouse.store import StateStore, read_marts, update_marts
+from warehouse.store import StateStore, read_marts, update_marts, write_frame
 
 # What the published file carries besides the marts, for analysts and the summaries.
 # The tables that only grow, with the key of the rows a run adds at once: a new file takes
@@ -130,12 +130,9 @@ def publish(store: StateStore, target: Path, run_id: str) -> Path:
                 )
             else:
                 con.execute(f"CREATE OR REPLACE TABLE pub.{table} AS {sql}")
-        freshness = source_freshness(store, _published_freshness(con))
-        con.register("_freshness", freshness)
-        try:
-            con.execute("CREATE OR REPLACE TABLE pub.ops.source_freshness AS FROM _freshness")
-        finally:
-            con.unregister("_freshness")
+        write_frame(
+            con, "pub.ops.source_freshness", source_freshness(store, _published_freshness(con))
+        )
         con.execute("CHECKPOINT pub")
     finally:
         con.execute("DETACH pub")

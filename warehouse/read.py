@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from warehouse.catalog import MART_KEYS
+from warehouse.catalog import in_key_order
 
 # The id of the latest run, as a subquery.
 LAST_RUN = "(SELECT run_id FROM ops.pipeline_runs ORDER BY run_started_at DESC LIMIT 1)"
@@ -288,10 +288,8 @@ def export_marts(warehouse: Path, directory: Path, file_format: str = "parquet")
         for name in names:
             target = directory / f"{name}.parquet"
             temporary = directory / f".{name}.parquet.tmp"
-            order = f" ORDER BY {', '.join(MART_KEYS[name])}" if name in MART_KEYS else ""
             con.execute(
-                f"COPY (SELECT * FROM marts.{name}{order}) TO '{temporary}' "
-                "(FORMAT parquet, COMPRESSION zstd)"
+                f"COPY ({in_key_order(name)}) TO '{temporary}' (FORMAT parquet, COMPRESSION zstd)"
             )
             temporary.replace(target)
             written[target] = con.execute(f"SELECT count(*) FROM marts.{name}").fetchone()[0]

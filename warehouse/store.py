@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from warehouse.catalog import COLUMN_COMMENTS, MART_KEYS
+from warehouse.catalog import COLUMN_COMMENTS, MART_KEYS, in_key_order
 
 OPS_DDL = """
 CREATE SCHEMA IF NOT EXISTS core;
@@ -230,24 +230,18 @@ class StateStore:
             if not self.has_table(schema, table):
                 _create_empty(self.con, f"{schema}.{table}", frame, replace=False)
             return
-        self.con.register("_incoming", frame)
-        try:
-            if not self.has_table(schema, table):
-                self.con.execute(f"CREATE TABLE {schema}.{table} AS SELECT * FROM _incoming")
-            else:
-                self.con.execute(f"INSERT INTO {schema}.{table} BY NAME SELECT * FROM _incoming")
-        finally:
-            self.con.unregister("_incoming")
+        if self.has_table(schema, table):
+            insert_frame(self.con, f"{schema}.{table}", frame)
+            return
+        with registered(self.con, "_incoming", frame):
+            self.con.execute(f"CREATE TABLE {schema}.{table} AS SELECT * FROM _incoming")
 
     def rows_with_keys(self, schema: str, table: str, key: str, values: pl.Series) -> pl.DataFrame:
         """The rows of `schema.table` whose `key` is one of `values`."""
-        self.con.register("_keys", values.rename("k").to_frame())
-        try:
+        with registered(self.con, "_keys", values.rename("k").to_frame()):
             return self.query(
                 f"SELECT * FROM {schema}.{table} WHERE {key} IN (SELECT k FROM _keys)"
             )
-        finally:
-            self.con.unregister("_keys")
 
     def delete_keys(self, schema: str, table: str, keys: pl.DataFrame) -> None:
         """Delete the rows of `schema.table` whose key columns (those of `keys`) equal one
@@ -265,8 +259,7 @@ class StateStore:
         first = frame.sort("read_order").unique(subset=key, keep="first", maintain_order=True)
         lo, hi = first["ts"].min(), first["ts"].max()
         on = " AND ".join(f"c.{k} = i.{k}" for k in key)
-        self.con.register("_incoming", first.drop("read_order"))
-        try:
+        with registered(self.con, "_incoming", first.drop("read_order")):
             before = self.scalar(f"SELECT count(*) FROM core.{table}")
             self.con.execute(
                 f"INSERT INTO core.{table} BY NAME SELECT i.* FROM _incoming i "
@@ -275,8 +268,6 @@ class StateStore:
                 [lo, hi],
             )
             after = self.scalar(f"SELECT count(*) FROM core.{table}")
-        finally:
-            self.con.unregister("_incoming")
         return int(after) - int(before)
 
     # -- watermarks and the log manifest --------------------------------------------------
@@ -319,14 +310,11 @@ class StateStore:
         file it was first read from (a copy's entry names that file in `copy_of`)."""
         if not checksums:
             return {}
-        self.con.register("_keys", pl.Series("k", checksums, dtype=pl.String).to_frame())
-        try:
+        with registered(self.con, "_keys", pl.Series("k", checksums, dtype=pl.String).to_frame()):
             rows = self.con.execute(
                 "SELECT checksum, min(coalesce(copy_of, path)) FROM ops.log_files "
                 "WHERE checksum IN (SELECT k FROM _keys) GROUP BY checksum"
             ).fetchall()
-        finally:
-            self.con.unregister("_keys")
         return dict(rows)
 
     def has_read_log_files(self) -> bool:
@@ -405,11 +393,7 @@ class StateStore:
             *[pl.col(c).cast(t) for c, t in QUARANTINE_COLUMNS.items()],
             pl.lit(rejected_at).alias("rejected_at"),
         )
-        self.con.register("_rejected", frame)
-        try:
-            self.con.execute("INSERT INTO quarantine.rejected_rows BY NAME SELECT * FROM _rejected")
-        finally:
-            self.con.unregister("_rejected")
+        insert_frame(self.con, "quarantine.rejected_rows", frame)
 
     def clear_rejected(self, sources: list[str] | None = None) -> None:
         """Forget the quarantined rows of the given sources, or of all (a full refresh
@@ -424,43 +408,28 @@ class StateStore:
         """Drop quarantined rows of a source at the given locations (rows read again)."""
         if locations.is_empty():
             return
-        self.con.register("_locations", locations.rename("location").to_frame())
-        try:
+        with registered(self.con, "_locations", locations.rename("location").to_frame()):
             self.con.execute(
                 "DELETE FROM quarantine.rejected_rows WHERE source = ? "
                 "AND location IN (SELECT location FROM _locations)",
                 [source],
             )
-        finally:
-            self.con.unregister("_locations")
 
     def record_run(self, rows: pl.DataFrame) -> None:
         """Write a run's per-source records (ops.pipeline_runs)."""
-        self.con.register("_runs", rows)
-        try:
-            self.con.execute("INSERT INTO ops.pipeline_runs BY NAME SELECT * FROM _runs")
-        finally:
-            self.con.unregister("_runs")
+        insert_frame(self.con, "ops.pipeline_runs", rows)
 
     def record_timings(self, rows: pl.DataFrame) -> None:
         """Write a run's stage timings (ops.stage_timings)."""
         if rows.is_empty():
             return
-        self.con.register("_timings", rows)
-        try:
-            self.con.execute("INSERT INTO ops.stage_timings BY NAME SELECT * FROM _timings")
-        finally:
-            self.con.unregister("_timings")
+        insert_frame(self.con, "ops.stage_timings", rows)
 
     def record_validation(self, rows: pl.DataFrame) -> None:
         """Keep every validation result (ops.validation_results)."""
         if rows.is_empty():
             return
-        self.con.register("_validation", rows)
-        try:
-            self.con.execute("INSERT INTO ops.validation_results BY NAME SELECT * FROM _validation")
-        finally:
-            self.con.unregister("_validation")
+        insert_frame(self.con, "ops.validation_results", rows)
 
     # -- marts ----------------------------------------------------------------------------
 
@@ -519,13 +488,10 @@ class StateStore:
                     "period_start", "agent_id", "metric", "level",
                     pl.lit(at).alias("notified_at"), sent.alias("was_sent"),
                 )  # fmt: skip
-                self.con.register("_notified", rows)
-                try:
+                with registered(self.con, "_notified", rows):
                     self.con.execute(
                         "INSERT OR REPLACE INTO ops.alerts_notified BY NAME SELECT * FROM _notified"
                     )
-                finally:
-                    self.con.unregister("_notified")
             if health_seen and self.has_table("marts", "agent_health"):
                 self.con.execute("DELETE FROM ops.agent_health_seen")
                 self.con.execute(
@@ -559,11 +525,7 @@ def update_marts(
         stale, added = changed_rows(before, frame, MART_KEYS[name])
         delete_keys(con, f"marts.{name}", stale)
         if added.height:
-            con.register("_incoming", added)
-            try:
-                con.execute(f"INSERT INTO marts.{name} BY NAME SELECT * FROM _incoming")
-            finally:
-                con.unregister("_incoming")
+            insert_frame(con, f"marts.{name}", added)
 
 
 def read_marts(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
@@ -573,7 +535,7 @@ def read_marts(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
         "AND schema_name = 'marts'"
     ).fetchall()
-    return {name: con.execute(_in_key_order(name)).pl() for (name,) in names}
+    return {name: con.execute(in_key_order(name)).pl() for (name,) in names}
 
 
 def delete_keys(con: duckdb.DuckDBPyConnection, qualified: str, keys: pl.DataFrame) -> None:
@@ -582,17 +544,24 @@ def delete_keys(con: duckdb.DuckDBPyConnection, qualified: str, keys: pl.DataFra
     if keys.is_empty():
         return
     on = " AND ".join(f't."{c}" = k."{c}"' for c in keys.columns)
-    con.register("_keys", keys)
-    try:
+    with registered(con, "_keys", keys):
         con.execute(f"DELETE FROM {qualified} AS t USING _keys AS k WHERE {on}")
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[None]:
+    """Inside the block, `frame` is visible to `con`'s SQL as the table `name`."""
+    con.register(name, frame)
+    try:
+        yield
     finally:
-        con.unregister("_keys")
+        con.unregister(name)
 
 
-def _in_key_order(mart: str) -> str:
-    keys = MART_KEYS.get(mart)
-    order = f" ORDER BY {', '.join(keys)}" if keys else ""
-    return f"SELECT * FROM marts.{mart}{order}"
+def insert_frame(con: duckdb.DuckDBPyConnection, qualified: str, frame: pl.DataFrame) -> None:
+    """Insert the rows of `frame` into the existing table `qualified`, by column name."""
+    with registered(con, "_incoming", frame):
+        con.execute(f"INSERT INTO {qualified} BY NAME SELECT * FROM _incoming")
 
 
 def changed_rows(
@@ -612,11 +581,8 @@ def write_frame(con: duckdb.DuckDBPyConnection, qualified: str, frame: pl.DataFr
     if frame.is_empty():
         _create_empty(con, qualified, frame, replace=True)
         return
-    con.register("_incoming", frame)
-    try:
+    with registered(con, "_incoming", frame):
         con.execute(f"CREATE OR REPLACE TABLE {qualified} AS SELECT * FROM _incoming")
-    finally:
-        con.unregister("_incoming")
 
 
 def _create_empty(
@@ -625,12 +591,9 @@ def _create_empty(
     # DuckDB 1.5.5 loses the large appends that follow, in the same transaction, an
     # append from an empty Arrow scan (tests/warehouse/test_store.py shows it): an
     # empty table is made from a one-row frame, LIMIT 0, never from an empty scan.
-    con.register("_shape", frame.clear(1))
-    try:
+    with registered(con, "_shape", frame.clear(1)):
         verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
         con.execute(f"{verb} {qualified} AS SELECT * FROM _shape LIMIT 0")
-    finally:
-        con.unregister("_shape")
 
 
 def comment_columns(con: duckdb.DuckDBPyConnection, qualified: str, mart: str) -> None:

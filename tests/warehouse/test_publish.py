@@ -99,15 +99,27 @@ def test_every_run_record_is_published_once(tmp_path: Path, carry_over: bool) ->
     assert not list(tmp_path.glob(".*.tmp*"))
 
 
-def test_checks_of_a_failed_run_are_published_by_the_next_run_that_succeeds(
-    tmp_path: Path,
-) -> None:
+def _published_around(
+    tmp_path: Path, unpublished: dict[str, datetime], next_run: tuple[str, datetime]
+) -> tuple[StateStore, list[tuple]]:
+    """r1 published at AT; then the checks of the `unpublished` runs recorded at their
+    moments (their runs never published); then `next_run` (id, moment) published. Returns
+    the state and the published checks."""
     store = _state(tmp_path)
     target = tmp_path / "warehouse.duckdb"
     _run(store, target, "r1", True, at=AT)
-    _record_checks(store, "r2-failed", AT + timedelta(hours=1))  # never published itself
-    _run(store, target, "r3", True, at=AT + timedelta(days=3))
-    published = _published_checks(target)
+    for run_id, at in unpublished.items():
+        _record_checks(store, run_id, at)
+    _run(store, target, next_run[0], True, at=next_run[1])
+    return store, _published_checks(target)
+
+
+def test_checks_of_a_failed_run_are_published_by_the_next_run_that_succeeds(
+    tmp_path: Path,
+) -> None:
+    store, published = _published_around(
+        tmp_path, {"r2-failed": AT + timedelta(hours=1)}, ("r3", AT + timedelta(days=3))
+    )
     assert sorted({row[0] for row in published}) == ["r1", "r2-failed", "r3"]
     assert published == _rows(store.con, "ops.validation_results")
 
@@ -117,13 +129,14 @@ def test_checks_are_looked_for_from_a_day_before_the_latest_published_on(
 ) -> None:
     # Every check recorded before a file was published is in it: only those recorded since
     # its latest one, less a day for a clock set back, are looked for (years are not read).
-    store = _state(tmp_path)
-    target = tmp_path / "warehouse.duckdb"
-    _run(store, target, "r1", True, at=AT)
-    _record_checks(store, "clock-set-back", AT - timedelta(hours=23))
-    _record_checks(store, "before-the-margin", AT - timedelta(hours=25))
-    _run(store, target, "r2", True, at=AT + timedelta(hours=1))
-    published = _published_checks(target)
+    _, published = _published_around(
+        tmp_path,
+        {
+            "clock-set-back": AT - timedelta(hours=23),
+            "before-the-margin": AT - timedelta(hours=25),
+        },
+        ("r2", AT + timedelta(hours=1)),
+    )
     assert sorted({row[0] for row in published}) == ["clock-set-back", "r1", "r2"]
 
 
