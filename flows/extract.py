@@ -9,6 +9,7 @@ kept with its file and line number.
 
 from __future__ import annotations
 
+import collections
 import gzip
 import hashlib
 import io
@@ -389,24 +390,24 @@ def list_changed_log_files(
         raise SourceError(f"logs directory not found: {logs_dir}")
     files: list[LogFile] = []
     states: list[tuple[str, int, bool]] = []
-    pending = [logs_dir]
+    pending = [""]  # relative paths, joined as text: a year's listing is 250,000 files
     while pending:
-        directory = pending.pop()
-        relative = "" if directory == logs_dir else str(directory.relative_to(logs_dir))
-        mtime_ns = directory.stat().st_mtime_ns
+        relative = pending.pop()
+        directory = os.path.join(logs_dir, relative)
+        mtime_ns = os.stat(directory).st_mtime_ns
         before = listed.get(relative)
         if before is not None and before == (mtime_ns, False):
             states.append((relative, mtime_ns, False))
             continue
         subdirs = False
+        prefix = relative + os.sep if relative else ""
         with os.scandir(directory) as entries:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
                     subdirs = True
-                    pending.append(Path(entry.path))
+                    pending.append(prefix + entry.name)
                 elif entry.name.endswith(LOG_SUFFIXES) and entry.is_file():
-                    path = str(Path(entry.path).relative_to(logs_dir))
-                    files.append(LogFile(path, entry.stat().st_size))
+                    files.append(LogFile(prefix + entry.name, entry.stat().st_size))
         settled = now_ns - mtime_ns > SETTLED_NS
         states.append((relative, mtime_ns if settled else -1, subdirs))
     frame = pl.DataFrame(states, schema=LOG_DIR_COLUMNS, orient="row")
@@ -415,8 +416,12 @@ def list_changed_log_files(
 
 def read_log_bytes(path: Path) -> bytes:
     """A log file's text as bytes, decompressed when gzip, ending with a newline."""
-    data = path.read_bytes()
-    if path.name.endswith(".gz"):
+    return _log_text(path.name, path.read_bytes())
+
+
+def _log_text(name: str, data: bytes) -> bytes:
+    """A log file's content as text: decompressed when gzip, ending with a newline."""
+    if name.endswith(".gz"):
         data = gzip.decompress(data)
     if data and not data.endswith(b"\n"):
         data += b"\n"
@@ -515,8 +520,8 @@ def read_ahead_groups(
 
     def read_all(hand_over: Callable[[object], bool]) -> None:
         group: list[tuple[LogFile, bytes, str, int]] = []
-        for log_file in files:
-            data = read_log_bytes(logs_dir / log_file.path)
+        for log_file, raw in _prefetched_contents(logs_dir, files):
+            data = _log_text(log_file.path, raw)
             group.append((log_file, data, checksum(data), data.count(b"\n")))
             if len(group) >= READ_GROUP_FILES:
                 if not hand_over(group):
@@ -530,6 +535,67 @@ def read_ahead_groups(
         yield from reader  # type: ignore[misc]
     finally:
         reader.close()
+
+
+# Files opened and announced to the kernel (POSIX_FADV_WILLNEED) ahead of the one read. Out
+# of the page cache, the disk then serves many small files at once: 200 MB/s here, against
+# 65 MB/s for one file after another (docs/benchmarks.md).
+PREFETCH_FILES = 128
+
+
+def _prefetched_contents(
+    logs_dir: Path, files: Iterable[LogFile]
+) -> Iterator[tuple[LogFile, bytes]]:
+    """Each file's content as stored, in the given order. Each file is opened, and its
+    reading asked of the kernel, PREFETCH_FILES files before its turn; an error opening or
+    reading a file is raised at that file's turn. Few system calls per file: the thread
+    that reads waits for the GIL after each."""
+    advise = getattr(os, "posix_fadvise", None)
+    ahead: collections.deque[tuple[LogFile, int | OSError]] = collections.deque()
+    pending = iter(files)
+    root = str(logs_dir)
+
+    def open_next() -> None:
+        for log_file in pending:
+            try:
+                fd = os.open(os.path.join(root, log_file.path), os.O_RDONLY)
+            except OSError as error:
+                ahead.append((log_file, error))
+                return
+            if advise is not None:
+                advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            ahead.append((log_file, fd))
+            return
+
+    try:
+        for _ in range(PREFETCH_FILES):
+            open_next()
+        while ahead:
+            log_file, fd = ahead.popleft()
+            open_next()
+            if isinstance(fd, OSError):
+                raise fd
+            try:
+                content = _read_all(fd, log_file.size_bytes)
+            finally:
+                os.close(fd)
+            yield log_file, content
+    finally:
+        for _, fd in ahead:
+            if not isinstance(fd, OSError):
+                os.close(fd)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """What is left to read of an open file whose size is `size` (as listed): one read when
+    the size still holds."""
+    data = os.read(fd, size + 1)
+    if len(data) <= size:
+        return data
+    parts = [data]
+    while chunk := os.read(fd, 1 << 20):
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 class Ahead:

@@ -164,3 +164,52 @@ def test_a_large_core_table_is_checked_on_the_same_spread_out_sample_every_time(
     minutes = sample["ts"].sort().diff().drop_nulls().unique().to_list()
     assert minutes == [timedelta(minutes=10)]  # every 10th row: spread over the whole table
     assert [c.success for c in first] == [True]  # the key is checked on every row
+
+
+def _open_descriptors() -> set[str]:
+    import os
+
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_prefetched_files_come_in_order_and_an_unopenable_one_fails_at_its_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(extract, "PREFETCH_FILES", 4)
+    files = _write_logs(tmp_path, 10)
+    (tmp_path / files[6].path).unlink()  # opened 4 files ahead, but raised only at its turn
+    before = _open_descriptors()
+    seen = []
+    with pytest.raises(FileNotFoundError):
+        for log_file, _ in extract._prefetched_contents(tmp_path, files):
+            seen.append(log_file.path)
+    assert seen == [f.path for f in files[:6]]
+    assert _open_descriptors() == before  # the files opened ahead are closed
+
+
+def test_prefetch_asks_the_kernel_ahead_and_closes_what_an_early_stop_leaves_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    monkeypatch.setattr(extract, "PREFETCH_FILES", 3)
+    advised: list[int] = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, *_: advised.append(fd), raising=False)
+    files = _write_logs(tmp_path, 8)
+    before = _open_descriptors()
+    reading = extract._prefetched_contents(tmp_path, files)
+    first, content = next(reading)
+    assert first == files[0] and content == (tmp_path / files[0].path).read_bytes()
+    assert len(advised) == 4  # the first file's turn opened the fourth
+    assert len(_open_descriptors() - before) == 3
+    reading.close()
+    assert _open_descriptors() == before
+
+
+def test_a_file_longer_than_listed_is_read_whole(tmp_path: Path) -> None:
+    files = _write_logs(tmp_path, 2)
+    path = tmp_path / files[1].path
+    path.write_bytes(b'{"n": 1}\n' * 200_000)  # 1.8 MB: more than one read of 1 MB
+    ((_, first), (_, second)) = extract._prefetched_contents(tmp_path, files)
+    assert first == (tmp_path / files[0].path).read_bytes()
+    assert second == path.read_bytes()
