@@ -176,10 +176,6 @@ class StateStore:
                 "autoload_known_extensions": False,
                 # DuckDB would otherwise cache up to 80% of RAM; beyond this it spills.
                 "memory_limit": memory_limit,
-                # FSST's analysis of every text column is a fifth of the cost of loading
-                # the facts, whose text columns (agent ids, statuses, types) take dictionary
-                # encoding anyway: the same file size without it (docs/benchmarks.md).
-                "disabled_compression_methods": "fsst",
             },
         )
         self.con.execute(OPS_DDL)
