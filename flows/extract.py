@@ -286,31 +286,66 @@ def iter_table(
 ) -> Iterator[pl.DataFrame]:
     """The rows of a source table (all, or those `rows` selects) in batches of at most
     `batch_rows`, streamed (one scan). Rows changed since a moment are looked for in every
-    row (no index serves `updated_at`): that scan is split into SCAN_PARTS ranges of ids, read
-    at the same time by a cursor and a thread each, and their batches come part after part."""
+    row, in parts read at the same time (see ChangedRowsScan)."""
     columns = SOURCE_TABLES[table]
+    if ChangedRowsScan.serves(table, rows):
+        scan = ChangedRowsScan(con, table, batch_rows, rows)
+        try:
+            yield from scan
+        finally:
+            scan.close()
+        return
     try:
-        if rows.changed_since is None or rows.after_id is not None or "id" not in columns:
-            reader: Iterable[object] = con.execute(_select(con, table, rows)).to_arrow_reader(
-                batch_rows
-            )
-            for batch in reader:
-                yield _as_text(batch, columns)
-            return
-        parts = [_select(con, table, replace(rows, id_range=r)) for r in _id_ranges(con, table)]
-        readers = [
+        reader: Iterable[object] = con.execute(_select(con, table, rows)).to_arrow_reader(
+            batch_rows
+        )
+        for batch in reader:
+            yield _as_text(batch, columns)
+    except duckdb.Error as error:
+        raise SourceError(f"cannot read {table}: {error}") from error
+
+
+class ChangedRowsScan:
+    """The rows of a table with an `id` that changed since a moment (`rows.changed_since`):
+    no index serves `updated_at`, so every row is looked at. The scan is split into
+    SCAN_PARTS ranges of ids, read at the same time by a cursor and a thread each, and it
+    starts when made: a caller can load other tables meanwhile. Iterating gives the batches
+    (of at most `batch_rows`), part after part; `close()` stops the threads."""
+
+    @staticmethod
+    def serves(table: str, rows: RowFilter) -> bool:
+        """Whether `rows` of `table` call for such a scan."""
+        return (
+            rows.changed_since is not None
+            and rows.after_id is None
+            and "id" in SOURCE_TABLES[table]
+        )
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, table: str, batch_rows: int, rows: RowFilter
+    ) -> None:
+        self._table = table
+        try:
+            parts = [_select(con, table, replace(rows, id_range=r)) for r in _id_ranges(con, table)]
+        except duckdb.Error as error:
+            raise SourceError(f"cannot read {table}: {error}") from error
+        self._readers = [
             Ahead(_batches_of(con.cursor(), sql, batch_rows), f"{table}-{n}", PART_BATCHES_AHEAD)
             for n, sql in enumerate(parts)
         ]
+
+    def __iter__(self) -> Iterator[pl.DataFrame]:
+        columns = SOURCE_TABLES[self._table]
         try:
-            for part in readers:
+            for part in self._readers:
                 for batch in part:
                     yield _as_text(batch, columns)
-        finally:
-            for part in readers:
-                part.close()
-    except duckdb.Error as error:
-        raise SourceError(f"cannot read {table}: {error}") from error
+        except duckdb.Error as error:
+            raise SourceError(f"cannot read {self._table}: {error}") from error
+
+    def close(self) -> None:
+        for part in self._readers:
+            part.close()
 
 
 def _as_text(batch: object, columns: list[str]) -> pl.DataFrame:

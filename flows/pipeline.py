@@ -361,11 +361,23 @@ def extract_database(
     account = _accounting(counts, store, run_id, run_started_at)
     agents = registry.agents
     ctx = rules.RuleContext(run_started_at, agents["agent_id"])
+    changing = _changing_tables(ctx)
+    # A search for changed rows looks at every row of its table: it starts first, and runs
+    # while the tasks load.
+    scans: dict[str, extract.ChangedRowsScan] = {}
     try:
+        for spec in changing:
+            rows = _changed_filter(store, settings, spec.source)
+            if extract.ChangedRowsScan.serves(spec.source, rows):
+                scans[spec.source] = extract.ChangedRowsScan(
+                    con, spec.source, SOURCE_BATCH_ROWS, rows
+                )
         _extract_tasks(con, store, ctx, agents, account, run_id)
-        _extract_changed(con, store, settings, ctx, counts, run_id, full)
+        _extract_changed(con, store, settings, ctx, counts, run_id, full, changing, scans)
         _extract_metrics(con, store, ctx, account, run_id)
     finally:
+        for scan in scans.values():
+            scan.close()
         con.close()
     return Loaded(known_agents=registry.known_agents, counts=counts)
 
@@ -564,23 +576,39 @@ def _changing_tables(ctx: rules.RuleContext) -> list[ChangingTable]:
     ]
 
 
-def _extract_changed(con, store, settings, ctx, counts, run_id, full) -> None:  # type: ignore[no-untyped-def]
-    """workflow_executions and agent_communications: rows change, so each row read replaces
-    its earlier version (or, when it is now bad, removes it). Rows are not read in the order
-    of their updated_at, so each table commits once, with its watermark."""
-    for spec in _changing_tables(ctx):
+def _extract_changed(con, store, settings, ctx, counts, run_id, full, changing, scans) -> None:  # type: ignore[no-untyped-def]
+    """workflow_executions and agent_communications (`changing`): rows change, so each row
+    read replaces its earlier version (or, when it is now bad, removes it). Rows are not read
+    in the order of their updated_at, so each table commits once, with its watermark. A
+    table's search for changed rows may have started already (`scans`, by source)."""
+    for spec in changing:
         with store.transaction():
-            _load_changed(con, store, settings, ctx, counts, run_id, full, spec)
+            _load_changed(
+                con, store, settings, ctx, counts, run_id, full, spec, scans.get(spec.source)
+            )
 
 
-def _load_changed(con, store, settings, ctx, counts, run_id, full, spec: ChangingTable) -> None:  # type: ignore[no-untyped-def]
-    """One changing table, inside the caller's transaction."""
+def _changed_filter(store: StateStore, settings: Settings, source: str) -> extract.RowFilter:
+    """The rows of a changing table to read: those changed since the latest updated_at seen,
+    less the lookback; every row before any was seen."""
+    _, seen = store.watermark(source)
+    since = None if seen is None else seen - timedelta(seconds=settings.lookback_s)
+    return extract.RowFilter(changed_since=since)
+
+
+def _load_changed(
+    con, store, settings, ctx, counts, run_id, full, spec: ChangingTable, scan
+) -> None:  # type: ignore[no-untyped-def]
+    """One changing table, inside the caller's transaction; its rows from `scan` when that
+    search started earlier (with the same watermark: only this stage moves it)."""
     _ensure_core(store, spec.table, full=False)
     touched = Touched()
     _, seen = store.watermark(spec.source)
-    since = None if seen is None else seen - timedelta(seconds=settings.lookback_s)
-    rows = extract.RowFilter(changed_since=since)
-    for raw in extract.iter_table(con, spec.source, SOURCE_BATCH_ROWS, rows):
+    rows = _changed_filter(store, settings, spec.source)
+    batches = (
+        scan if scan is not None else extract.iter_table(con, spec.source, SOURCE_BATCH_ROWS, rows)
+    )
+    for raw in batches:
         latest = _replace_rows(store, ctx, counts, run_id, full, spec, raw, touched)
         if latest is not None and (seen is None or latest > seen):
             seen = latest

@@ -96,3 +96,34 @@ def test_a_table_without_rows_is_scanned_in_one_part(tmp_path: Path) -> None:
         )
     finally:
         con.close()
+
+
+def test_a_search_for_changed_rows_starts_when_made_and_stops_when_closed(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    url = _messages(tmp_path)
+    since = datetime(2026, 10, 30, 12, 0) + extract.OFFSET_MARGIN
+    con = extract.open_source(url)
+
+    def scanning() -> set[str]:
+        return {t.name for t in threading.enumerate() if t.name.startswith("agent_comm")}
+
+    try:
+        rows = RowFilter(changed_since=since)
+        assert extract.ChangedRowsScan.serves("agent_communications", rows)
+        assert not extract.ChangedRowsScan.serves("workflow_executions", rows)  # no id
+        assert not extract.ChangedRowsScan.serves("agent_communications", RowFilter())
+        # Batches of one row: each part has more to hand over than it may keep ready, so
+        # its thread is still there, waiting, when looked for.
+        scan = extract.ChangedRowsScan(con, "agent_communications", 1, rows)
+        assert scanning()  # reading before anyone asks for a batch
+        ids = sorted(int(i) for batch in scan for i in batch["id"])
+        assert ids == [3, 4, 5, 6, 7, 9]
+        scan.close()
+        idle = extract.ChangedRowsScan(con, "agent_communications", 1, rows)
+        idle.close()  # never iterated: its threads stop all the same
+        assert not scanning()
+    finally:
+        con.close()
