@@ -596,19 +596,16 @@ def _changed_filter(store: StateStore, settings: Settings, source: str) -> extra
     return extract.RowFilter(changed_since=since)
 
 
-def _load_changed(
-    con, store, settings, ctx, counts, run_id, full, spec: ChangingTable, scan
-) -> None:  # type: ignore[no-untyped-def]
-    """One changing table, inside the caller's transaction; its rows from `scan` when that
-    search started earlier (with the same watermark: only this stage moves it)."""
+def _load_changed(con, store, settings, ctx, counts, run_id, full, spec, scan) -> None:  # type: ignore[no-untyped-def]
+    """One changing table (`spec`), inside the caller's transaction; its rows from `scan`
+    when that search started earlier (with the same watermark: only this stage moves it)."""
     _ensure_core(store, spec.table, full=False)
     touched = Touched()
     _, seen = store.watermark(spec.source)
-    rows = _changed_filter(store, settings, spec.source)
-    batches = (
-        scan if scan is not None else extract.iter_table(con, spec.source, SOURCE_BATCH_ROWS, rows)
-    )
-    for raw in batches:
+    if scan is None:
+        rows = _changed_filter(store, settings, spec.source)
+        scan = extract.iter_table(con, spec.source, SOURCE_BATCH_ROWS, rows)
+    for raw in scan:
         latest = _replace_rows(store, ctx, counts, run_id, full, spec, raw, touched)
         if latest is not None and (seen is None or latest > seen):
             seen = latest
