@@ -187,6 +187,8 @@ def _split_db(
     location: pl.Expr,
     agent: pl.Expr,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    if extract.NOT_UTF8 in raw.columns:  # a value that was not text comes first
+        table_rules = [rules.not_utf8(extract.NOT_UTF8), *table_rules]
     staged = stage_fn(raw.lazy()).collect()
     valid, rejected = rules.split_by_rules(staged, table_rules)
     return valid, _quarantine_rows(rejected, table, location, agent, _db_payload(table))

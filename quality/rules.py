@@ -49,6 +49,12 @@ class RuleContext:
         return self.run_started_at + FUTURE_TOLERANCE
 
 
+def not_utf8(column: str) -> Rule:
+    """A table row with a value that is not UTF-8 text (SQLite stores any bytes): `column`
+    names the row's columns that held one (see flows.extract.NOT_UTF8)."""
+    return Rule("wrong_type", "every text value is UTF-8 text", pl.col(column).is_not_null())
+
+
 def _missing(raw: str) -> Rule:
     return Rule("missing_field", f"{raw} is present", pl.col(raw).is_null())
 

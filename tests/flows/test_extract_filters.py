@@ -127,3 +127,47 @@ def test_a_search_for_changed_rows_starts_when_made_and_stops_when_closed(
         assert not scanning()
     finally:
         con.close()
+
+
+def test_bytes_that_are_not_utf8_text_reach_quarantine_escaped(tmp_path: Path) -> None:
+    import sqlite3
+
+    import polars as pl
+
+    from flows.pipeline import _stage_tasks
+    from quality.rules import RuleContext
+
+    task = {"agent_id": "a", "department": "finance", "task_type": "t", "execution_time": 1.5}
+    task |= {"success_rate": 100.0, "timestamp": "2026-10-30 08:00:00"}
+    rows = [
+        {"id": 1, **task},
+        {"id": 2, **task, "agent_id": b"\xffa"},  # a BLOB in a TEXT column
+        {"id": 3, **task},
+        {"id": 4, **task, "task_type": "caf\u00e9"},  # UTF-8 beyond ASCII: text, and valid
+    ]
+    url = write_database(tmp_path / "src.db", {"agent_performance": rows})
+    with sqlite3.connect(extract.sqlite_path(url)) as db:  # text whose bytes are not UTF-8
+        db.execute("UPDATE agent_performance SET department = CAST(x'c328' AS TEXT) WHERE id = 3")
+    con = extract.open_source(url)
+    try:
+        for read in (
+            extract.read_table(con, "agent_performance"),
+            *extract.iter_table(con, "agent_performance", 10, RowFilter(after_id=0, by_id=True)),
+        ):
+            assert read["agent_id"].to_list() == ["a", "\\xffa", "a", "a"]
+            assert read["department"].to_list() == ["finance", "finance", "\\xc3(", "finance"]
+            assert read["task_type"][3] == "caf\u00e9"
+            assert read[extract.NOT_UTF8].to_list() == [None, "agent_id", "department", None]
+        agents = pl.DataFrame({"agent_id": ["a"], "department": ["finance"]})
+        ctx = RuleContext(datetime(2026, 11, 1), agents["agent_id"])
+        valid, bad, facts = _stage_tasks(read, ctx, agents)
+        assert valid["id"].to_list() == ["1", "4"] and facts.height == 2
+        assert extract.NOT_UTF8 not in facts.columns
+        assert bad["location"].to_list() == ["agent_performance id=2", "agent_performance id=3"]
+        assert set(bad["rule"]) == {"wrong_type"}
+        assert '"agent_id":"\\\\xffa"' in bad["raw_payload"][0]
+        # A batch of valid text gets no such column.
+        clean = extract.read_table(con, "agent_performance", RowFilter(after_id=3, by_id=True))
+        assert extract.NOT_UTF8 not in clean.columns
+    finally:
+        con.close()

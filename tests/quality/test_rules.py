@@ -650,3 +650,13 @@ def test_registry_learning_the_agent_makes_its_waiting_row_valid() -> None:
     valid, _ = split_by_rules(staged.collect(), log_event_rules(later))
     assert rejected["rule"].to_list() == ["unknown_agent"]
     assert valid.height == 1
+
+
+def test_a_log_line_that_is_not_utf8_is_not_json_and_the_lines_around_it_are_read() -> None:
+    from flows import extract
+
+    good = b'{"ts": "2026-11-01 00:00:00", "agent_id": "a", "event": "heartbeat"}\n'
+    bad = b'{"ts": "2026-11-01 00:00:01", "agent_id": "a\xff", "event": "heartbeat"}\n'
+    decoded = extract._decode_batch([("f.jsonl", good + bad + good)])
+    assert decoded["parse_error"].to_list() == [None, "not_json", None]
+    assert decoded["agent_id"].to_list() == ["a", None, "a"]
