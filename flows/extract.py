@@ -383,14 +383,9 @@ def _as_text(batch: pa.RecordBatch | pa.Table, columns: list[str]) -> pl.DataFra
 
 
 def _is_utf8(column: pa.Array | pa.ChunkedArray) -> bool:
-    """Whether a column holds valid UTF-8 (a column that is not text, trivially)."""
-    kind = column.type
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        return not pa.types.is_string_view(kind) or _valid(column.cast(pa.large_string()))
-    return _valid(column)
-
-
-def _valid(column: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether a text column holds valid UTF-8 (any other column: true)."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return True
     try:
         column.validate(full=True)
     except pa.ArrowInvalid:
@@ -637,16 +632,17 @@ def _prefetched_contents(
     root = str(logs_dir)
 
     def open_next() -> None:
-        for log_file in pending:
-            try:
-                fd = os.open(os.path.join(root, log_file.path), os.O_RDONLY)
-            except OSError as error:
-                ahead.append((log_file, error))
-                return
-            if advise is not None:
-                advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-            ahead.append((log_file, fd))
+        log_file = next(pending, None)
+        if log_file is None:
             return
+        try:
+            fd = os.open(os.path.join(root, log_file.path), os.O_RDONLY)
+        except OSError as error:
+            ahead.append((log_file, error))
+            return
+        if advise is not None:
+            advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        ahead.append((log_file, fd))
 
     try:
         for _ in range(PREFETCH_FILES):

@@ -369,7 +369,7 @@ def extract_database(
     scans: dict[str, extract.ChangedRowsScan] = {}
     try:
         for spec in changing:
-            rows = _changed_filter(store, settings, spec.source)
+            _, rows = _changed_since(store, settings, spec.source)
             if extract.ChangedRowsScan.serves(spec.source, rows):
                 scans[spec.source] = extract.ChangedRowsScan(
                     con, spec.source, SOURCE_BATCH_ROWS, rows
@@ -590,12 +590,14 @@ def _extract_changed(con, store, settings, ctx, counts, run_id, full, changing, 
             )
 
 
-def _changed_filter(store: StateStore, settings: Settings, source: str) -> extract.RowFilter:
-    """The rows of a changing table to read: those changed since the latest updated_at seen,
-    less the lookback; every row before any was seen."""
+def _changed_since(
+    store: StateStore, settings: Settings, source: str
+) -> tuple[datetime | None, extract.RowFilter]:
+    """The latest updated_at seen of a changing table, and the rows to read: those changed
+    since then, less the lookback; every row before any was seen."""
     _, seen = store.watermark(source)
     since = None if seen is None else seen - timedelta(seconds=settings.lookback_s)
-    return extract.RowFilter(changed_since=since)
+    return seen, extract.RowFilter(changed_since=since)
 
 
 def _load_changed(con, store, settings, ctx, counts, run_id, full, spec, scan) -> None:  # type: ignore[no-untyped-def]
@@ -603,9 +605,8 @@ def _load_changed(con, store, settings, ctx, counts, run_id, full, spec, scan) -
     when that search started earlier (with the same watermark: only this stage moves it)."""
     _ensure_core(store, spec.table, full=False)
     touched = Touched()
-    _, seen = store.watermark(spec.source)
+    seen, rows = _changed_since(store, settings, spec.source)
     if scan is None:
-        rows = _changed_filter(store, settings, spec.source)
         scan = extract.iter_table(con, spec.source, SOURCE_BATCH_ROWS, rows)
     for raw in scan:
         latest = _replace_rows(store, ctx, counts, run_id, full, spec, raw, touched)
