@@ -1,5 +1,6 @@
 """What an incremental extract reads of a source table: rows past an id, or rows changed since
-a moment (and every row whose updated_at no watermark can place)."""
+a moment (and the rows whose updated_at no watermark can place: every time, or once they were
+read, only when new)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,28 @@ def test_rows_changed_since_a_moment_and_rows_no_watermark_can_place(tmp_path: P
     since = datetime(2026, 10, 30, 12, 0) + extract.OFFSET_MARGIN
     assert (since - extract.OFFSET_MARGIN).date().isoformat() == "2026-10-30"
     assert _ids(url, RowFilter(changed_since=since)) == [3, 4, 5, 6, 7, 9]
+
+
+def test_once_every_row_up_to_an_id_was_read_only_those_past_it_are_read_whatever_their_date(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = _messages(tmp_path)
+    since = datetime(2026, 10, 30, 12, 0) + extract.OFFSET_MARGIN
+    rows = RowFilter(changed_since=since, read_up_to_id=6)
+    # In the window (3, 4; "yesterday" sorts after every date: 6), or new (7, 8, 9). No
+    # longer read: 5, whose NULL was read (and quarantined) when it was new.
+    assert _ids(url, rows) == [3, 4, 6, 7, 8, 9]
+    # The same in parts.
+    con = extract.open_source(url)
+    try:
+        for parts in (1, 2, 3):
+            monkeypatch.setattr(extract, "SCAN_PARTS", parts)
+            batches = extract.iter_table(con, "agent_communications", 2, rows)
+            assert sorted(int(i) for batch in batches for i in batch["id"]) == [3, 4, 6, 7, 8, 9]
+    finally:
+        con.close()
+    # Nothing read yet (no id recorded): every row that no watermark can place, as above.
+    assert _ids(url, RowFilter(changed_since=since, read_up_to_id=None)) == [3, 4, 5, 6, 7, 9]
 
 
 def test_rows_past_an_id_in_id_order(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ every mart must equal that of one full run on the final data.
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 from datetime import date
 from pathlib import Path
 
@@ -145,3 +147,76 @@ def test_an_incremental_run_checks_the_input_of_the_days_it_touched(
     assert tasks.height < everything
     assert seen["dim_agents"].height > 0  # small tables are checked whole
     assert all(c.success for c in checks)
+
+
+def _quarantined_messages(warehouse: Path) -> dict[str, tuple[str, str]]:
+    """The quarantined agent_communications rows: location -> (rule, run_id)."""
+    con = duckdb.connect(str(state_path_for(warehouse)), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT location, rule, run_id FROM quarantine.rejected_rows "
+            "WHERE source = 'agent_communications'"
+        ).fetchall()
+    finally:
+        con.close()
+    return {location: (rule, run_id) for location, rule, run_id in rows}
+
+
+def test_a_message_no_watermark_can_place_is_read_when_new_and_again_once_its_date_is_set(
+    flawed_platform: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(flawed_platform, tmp_path / "platform")
+    db = sqlite3.connect(tmp_path / "platform" / "agents.db")
+    # Two agents the registry knows well (some of its rows are flawed).
+    sender, receiver = [
+        a
+        for (a,) in db.execute(
+            "SELECT sender_agent_id FROM agent_communications WHERE sender_agent_id IN "
+            "(SELECT agent_id FROM agents) GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 2"
+        )
+    ]
+    (top,) = db.execute("SELECT max(id) FROM agent_communications").fetchone()
+    new_id = top + 1
+    db.execute(
+        "INSERT INTO agent_communications VALUES (?, 'm-late', ?, ?, 'request', "
+        "'2026-11-01 23:00:00', NULL, NULL, 'pending', NULL)",
+        [new_id, sender, receiver],
+    )
+    db.commit()
+    settings = settings_for(tmp_path / "platform", tmp_path / "warehouse.duckdb")
+    location = f"agent_communications id={new_id}"
+
+    first = run_pipeline(settings, run_started_at=RUN_STARTED_AT)
+    assert _quarantined_messages(settings.warehouse)[location] == ("missing_field", first.run_id)
+    store = StateStore(state_path_for(settings.warehouse))
+    try:
+        assert store.watermark("agent_communications")[0] == new_id
+    finally:
+        store.close()
+
+    # Unchanged, it is not read again (before, each run read and quarantined it anew): it
+    # stays in quarantine as the first run put it there. (The rows of the lookback window
+    # are read again, and those of them that are bad quarantined again.)
+    second = run_pipeline(settings, run_started_at=RUN_STARTED_AT)
+    assert second.counts["agent_communications"].read > 0
+    assert _quarantined_messages(settings.warehouse)[location] == ("missing_field", first.run_id)
+
+    # Delivered: its updated_at is set, in the window, and the next run loads it.
+    db.execute(
+        "UPDATE agent_communications SET received_at = '2026-11-01 23:00:05', "
+        "status = 'delivered', updated_at = '2026-11-01 23:00:05' WHERE id = ?",
+        [new_id],
+    )
+    db.commit()
+    db.close()
+    third = run_pipeline(settings, run_started_at=RUN_STARTED_AT)
+    assert third.counts["agent_communications"].loaded >= 1
+    assert location not in _quarantined_messages(settings.warehouse)
+    store = StateStore(state_path_for(settings.warehouse))
+    try:
+        loaded = store.scalar(
+            f"SELECT count(*) FROM core.fct_messages WHERE message_row_id = {new_id}"
+        )
+    finally:
+        store.close()
+    assert loaded == 1
