@@ -433,15 +433,21 @@ class StateStore:
 
     # -- marts ----------------------------------------------------------------------------
 
-    def replace_marts(self, marts: Mapping[str, pl.DataFrame]) -> None:
+    def replace_marts(
+        self,
+        marts: Mapping[str, pl.DataFrame],
+        current: Mapping[str, pl.DataFrame] | None = None,
+    ) -> None:
         """Make every mart hold the rows of `marts`, in one transaction; the touched dates
-        they now cover are forgotten in the same transaction.
+        they now cover are forgotten in the same transaction. `current`: what the marts
+        hold now, when the caller has read it already.
 
         Only the rows that changed are deleted and inserted: an hourly run recomputes a day,
         its week and its month, and rewriting years of unchanged rows would cost more than
         the rest of its publication (a commit that checkpoints them). A mart that is new, or
         whose columns changed, is replaced whole, with its column comments."""
-        current = self.marts()
+        if current is None:
+            current = self.marts()
         with self.transaction():
             update_marts(self.con, current, marts)
             self.con.execute("DELETE FROM ops.touched_days")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from flows.pipeline import PipelineError, RunResult, run_pipeline
+from flows.pipeline import PipelineError, RunResult, freeze_imports, run_pipeline
 from flows.settings import Settings
 from tests.conftest import RUN_STARTED_AT, settings_for
 from tests.reference.reference_marts import reference_marts
@@ -236,3 +237,14 @@ def test_a_run_started_by_a_larger_process_records_its_own_peak_memory() -> None
     )
     del held
     assert 0 < float(child.stdout.strip()) < 1200
+
+
+def test_a_run_puts_what_the_imports_built_out_of_the_collectors_sight_once() -> None:
+    freeze_imports()
+    frozen = gc.get_freeze_count()
+    assert frozen > 100_000  # the modules and what importing them built
+    later = [[n] for n in range(1000)]
+    freeze_imports()
+    # Once: objects made after it stay in the collector's sight.
+    assert gc.get_freeze_count() == frozen
+    del later
