@@ -615,7 +615,7 @@ def _load_changed(con, store, settings, ctx, counts, run_id, full, spec, scan) -
         latest = _replace_rows(store, ctx, counts, run_id, full, spec, raw, touched)
         if latest is not None and (seen is None or latest > seen):
             seen = latest
-        if "id" in raw.columns:  # a table without ids has every odd row read every time
+        if "id" in raw.columns:  # without ids, rows no watermark places are read every time
             read_up_to_id = _max_int(raw, "id", read_up_to_id)
     store.move_watermark(
         spec.source, run_id, _utc_now(), last_id=read_up_to_id, last_updated_at=seen
