@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -180,7 +181,43 @@ def _add_run_history(out: Path, runs: int) -> None:
             con.close()
 
 
-def _markdown(results: list[dict], command: str, hourly: list[dict]) -> str:
+# A fixed piece of work, timed in a fresh process: pure Python (as GX and the pipeline's glue
+# run), a Polars group-by with quantiles and a sort (on every core), and SQLite scans with a
+# text test per row (as the search for changed rows). Its seconds say how fast the machine is
+# at the time: this machine's speed varies by half from one day to the next.
+REFERENCE_WORK = """
+import sqlite3, time
+import polars as pl
+started = time.perf_counter()
+total = 0
+for i in range(3_000_000):
+    total += i % 7
+n = 5_000_000
+frame = pl.DataFrame({"k": pl.int_range(0, n, eager=True) % 1000})
+frame = frame.with_columns(v=(pl.int_range(0, n, eager=True) * 7919 % 100_003).cast(pl.Float64))
+frame.group_by("k").agg(pl.col("v").quantile(0.95, "linear")).sort("k")
+frame.sort("v")
+con = sqlite3.connect(":memory:")
+con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, x DATETIME)")
+months = ((f"2026-{i % 12 + 1:02d}-01",) for i in range(300_000))
+con.executemany("INSERT INTO t (x) VALUES (?)", months)
+for _ in range(20):
+    con.execute("SELECT count(*) FROM t WHERE CAST(x AS TEXT) >= '2026-06'").fetchone()
+print(time.perf_counter() - started)
+"""
+
+
+def reference_s() -> float:
+    """Seconds REFERENCE_WORK takes now (in a fresh process, imports not counted)."""
+    out = subprocess.run(
+        [sys.executable, "-c", REFERENCE_WORK], check=True, capture_output=True, text=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _markdown(
+    results: list[dict], command: str, hourly: list[dict], reference: tuple[float, float]
+) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -192,6 +229,12 @@ def _markdown(results: list[dict], command: str, hourly: list[dict]) -> str:
         "process's start-up (Python and the libraries' imports, about 5 s). Some stages run "
         "side by side (the tables beside the logs, the input's checks beside the marts), so "
         "the stages add up to more than the run.",
+        "",
+        f"The machine's speed at the time: a fixed piece of work (`flows.bench.REFERENCE_WORK`: "
+        "pure Python, a Polars group-by and sort, SQLite scans) took "
+        f"{reference[0]:.2f} s before these runs and {reference[1]:.2f} s after them. This "
+        "machine's speed varies by half from one day to the next: figures of two benchmarks "
+        "compare in the ratio of their reference times, roughly.",
         "",
         "Data: `agentkpi demo` at its default rates (about one task per agent per minute, a "
         "heartbeat every 60 s, a resource sample every 5 minutes), flaw rate as listed.",
@@ -314,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="docs/benchmarks.md")
     args = parser.parse_args(argv)
     root = Path(args.root)
+    before = reference_s()
+    print(f"reference work: {before:.2f} s", flush=True)
     results = []
     for size in filter(None, args.sizes.split(",")):
         agents, days = (int(x) for x in size.split("x"))
@@ -335,8 +380,11 @@ def main(argv: list[str] | None = None) -> int:
         result.update(agents=agents, days=days)
         hourly.append(result)
         print(f"hourly run on {agents} x {days} days: {result['run_s']:.1f} s", flush=True)
-    command = "make bench" if argv is None else "python -m flows.bench " + " ".join(argv)
-    Path(args.out).write_text(_markdown(results, command, hourly))
+    after = reference_s()
+    print(f"reference work: {after:.2f} s", flush=True)
+    given = sys.argv[1:] if argv is None else argv
+    command = "python -m flows.bench " + shlex.join(given) if given else "make bench"
+    Path(args.out).write_text(_markdown(results, command, hourly, (before, after)))
     print(f"written to {args.out}")
     return 0
 
