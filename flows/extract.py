@@ -252,9 +252,9 @@ class RowFilter:
                 tests.append(f"(id > {int(self.read_up_to_id)} OR {text} >= '{cutoff}')")
             else:
                 # Not read: dates (YYYY-...) before the cutoff; read: everything else.
-                text = f"COALESCE({text}, '')"
+                x = f"COALESCE({text}, '')"
                 tests.append(
-                    f"NOT ({text} >= '0000' AND {text} < '{cutoff}' AND SUBSTR({text}, 5, 1) = '-')"
+                    f"NOT ({x} >= '0000' AND {x} < '{cutoff}' AND SUBSTR({x}, 5, 1) = '-')"
                 )
         above, at_most = self.id_range or (None, None)
         if above is not None:

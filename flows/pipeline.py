@@ -609,13 +609,15 @@ def _load_changed(con, store, settings, ctx, counts, run_id, full, spec, scan) -
     _ensure_core(store, spec.table, full=False)
     touched = Touched()
     read_up_to_id, seen, rows = _changed_since(store, settings, spec.source)
+    # Without ids, the rows no watermark can place are read every time.
+    has_ids = "id" in extract.SOURCE_TABLES[spec.source]
     if scan is None:
         scan = extract.iter_table(con, spec.source, SOURCE_BATCH_ROWS, rows)
     for raw in scan:
         latest = _replace_rows(store, ctx, counts, run_id, full, spec, raw, touched)
         if latest is not None and (seen is None or latest > seen):
             seen = latest
-        if "id" in raw.columns:  # without ids, rows no watermark places are read every time
+        if has_ids:
             read_up_to_id = _max_int(raw, "id", read_up_to_id)
     store.move_watermark(
         spec.source, run_id, _utc_now(), last_id=read_up_to_id, last_updated_at=seen

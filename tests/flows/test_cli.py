@@ -9,7 +9,7 @@ import pytest
 
 from flows.cli import main
 from tests.conftest import settings_for
-from warehouse.store import state_path_for
+from tests.support.compare import query_state
 
 
 def _flags(platform: Path, warehouse: Path) -> list[str]:
@@ -28,15 +28,11 @@ def _flags(platform: Path, warehouse: Path) -> list[str]:
 
 
 def _modes(warehouse: Path) -> list[str]:
-    con = duckdb.connect(str(state_path_for(warehouse)), read_only=True)
-    try:
-        rows = con.execute(
-            "SELECT run_mode FROM ops.pipeline_runs WHERE source = '*' ORDER BY run_started_at, "
-            "run_finished_at"
-        ).fetchall()
-    finally:
-        con.close()
-    return [mode for (mode,) in rows]
+    return query_state(
+        warehouse,
+        "SELECT run_mode FROM ops.pipeline_runs WHERE source = '*' ORDER BY run_started_at, "
+        "run_finished_at",
+    )["run_mode"].to_list()
 
 
 def test_run_backfill_and_full_refresh_record_their_modes(

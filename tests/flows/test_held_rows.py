@@ -21,21 +21,17 @@ import pytest
 from flows.pipeline import RunResult, run_pipeline
 from flows.settings import Settings
 from tests.conftest import RUN_STARTED_AT, settings_for
-from tests.support.compare import assert_frames_match, published_marts
+from tests.support.compare import assert_frames_match, published_marts, query_state
 from warehouse.catalog import MART_KEYS
-from warehouse.store import state_path_for
 
 HELD_SOURCES = {"agent_performance", "agent_communications", "workflow_executions", "logs"}
 
 
 def _quarantine(warehouse: Path) -> pl.DataFrame:
-    con = duckdb.connect(str(state_path_for(warehouse)), read_only=True)
-    try:
-        return con.execute(
-            "SELECT source, location, rule, agent_id, raw_payload FROM quarantine.rejected_rows"
-        ).pl()
-    finally:
-        con.close()
+    return query_state(
+        warehouse,
+        "SELECT source, location, rule, agent_id, raw_payload FROM quarantine.rejected_rows",
+    )
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from flows.pipeline import PipelineError, RunResult, run_pipeline
 from flows.settings import Settings
 from quality.expectations import CheckResult
 from tests.conftest import RUN_STARTED_AT, settings_for
-from tests.support.compare import assert_frames_match, published_marts
+from tests.support.compare import assert_frames_match, published_marts, query_state
 from tests.support.replay import Replay
 from warehouse.catalog import MART_KEYS
 from warehouse.store import StateStore, state_path_for
@@ -151,14 +151,11 @@ def test_an_incremental_run_checks_the_input_of_the_days_it_touched(
 
 def _quarantined_messages(warehouse: Path) -> dict[str, tuple[str, str]]:
     """The quarantined agent_communications rows: location -> (rule, run_id)."""
-    con = duckdb.connect(str(state_path_for(warehouse)), read_only=True)
-    try:
-        rows = con.execute(
-            "SELECT location, rule, run_id FROM quarantine.rejected_rows "
-            "WHERE source = 'agent_communications'"
-        ).fetchall()
-    finally:
-        con.close()
+    rows = query_state(
+        warehouse,
+        "SELECT location, rule, run_id FROM quarantine.rejected_rows "
+        "WHERE source = 'agent_communications'",
+    ).rows()
     return {location: (rule, run_id) for location, rule, run_id in rows}
 
 

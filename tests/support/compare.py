@@ -1,5 +1,5 @@
 """Compare two versions of a mart: same keys, same columns, floats equal to a tolerance;
-and read the marts of a published file."""
+read the marts of a published file, and query a warehouse's state."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import duckdb
 import polars as pl
 
 from warehouse.catalog import MART_KEYS
+from warehouse.store import state_path_for
 
 
 def assert_frames_match(
@@ -50,5 +51,14 @@ def published_marts(warehouse: Path) -> dict[str, pl.DataFrame]:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         return {name: con.execute(f"SELECT * FROM marts.{name}").pl() for name in MART_KEYS}
+    finally:
+        con.close()
+
+
+def query_state(warehouse: Path, sql: str) -> pl.DataFrame:
+    """The result of `sql` on the state database beside a published warehouse (read-only)."""
+    con = duckdb.connect(str(state_path_for(warehouse)), read_only=True)
+    try:
+        return con.execute(sql).pl()
     finally:
         con.close()
