@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 import polars as pl
 import pytest
 from great_expectations.core.id_dict import IDDict
+from great_expectations.execution_engine import pandas_execution_engine
 from great_expectations.expectations.expectation import Expectation
 
 from quality import expectations
@@ -447,11 +448,20 @@ def test_gx_without_repeated_work_changes_no_result(
 
 
 def test_gx_without_repeated_work_leaves_gx_as_it_was() -> None:
-    before = Expectation.__dict__["configuration"], IDDict.__dict__["to_id"]
+    def gx_state() -> tuple[object, ...]:
+        return (
+            Expectation.__dict__["configuration"],
+            IDDict.__dict__["to_id"],
+            pandas_execution_engine.HASH_THRESHOLD,
+        )
+
+    before = gx_state()
     with expectations._gx_without_repeated_work():
         assert Expectation.__dict__["configuration"] is not before[0]
         assert IDDict.__dict__["to_id"] is not before[1]
-    assert (Expectation.__dict__["configuration"], IDDict.__dict__["to_id"]) == before
+        assert pandas_execution_engine.HASH_THRESHOLD == 0
+    assert gx_state() == before
+    assert before[2] > 0
 
 
 def test_a_metric_id_is_that_of_gx_whatever_the_types_of_its_arguments() -> None:
