@@ -1266,11 +1266,19 @@ def run_pipeline(
                 info["rows"] = loaded.counts["logs"].read
             return loaded
 
+        def last_marts() -> dict[str, pl.DataFrame]:
+            # The marts last published: the build keeps their untouched rows, and publication
+            # replaces only the rows that changed (read once: only this run writes them, and
+            # not before the build).
+            with store.sibling() as own:
+                return own.marts()
+
         # The tables and the logs load side by side: one waits on SQLite or the disk while
         # the other decodes, and each commits only its own rows.
         result.counts = registry.counts
-        for loaded in side_by_side(tables, logs):
-            for source, count in loaded.counts.items():
+        *loads, before = side_by_side(tables, logs, last_marts)  # type: ignore[arg-type]
+        for loaded in loads:
+            for source, count in loaded.counts.items():  # type: ignore[union-attr]
                 result.counts.setdefault(source, SourceCount(source)).merge(count)
         # What this run and any earlier unpublished run changed (ops.touched_days).
         touched = Touched.from_frame(store.touched())
@@ -1283,9 +1291,6 @@ def run_pipeline(
         result.as_of = as_of = warehouse_as_of(store, at_least=before_as_of)
         # An incremental run checks the input of the days it touched; a full one, all of it.
         days = None if touched.everything or as_of is None else touched.dates(as_of.date())
-        # The marts last published: the build keeps their untouched rows, and publication
-        # replaces only the rows that changed (read once: only this run writes them).
-        before = store.marts()
 
         def build() -> dict[str, pl.DataFrame]:
             with clock.stage("build_marts") as info, store.sibling() as own:
@@ -1325,26 +1330,42 @@ def run_pipeline(
                 stage(write_marts)(settings.warehouse, run_id, built, carry_over=not full)
                 info["rows"] = sum(frame.height for frame in built.values())
 
-        # The file to publish gets its marts while they are checked (it is swapped in only
-        # if they pass).
-        output_checks, _ = side_by_side(check_output, write_new_file)
-        result.checks = checked + output_checks
-        store.record_validation(check_results_frame(run_id, result.checks, _utc_now()))
-        failed = result.failed_checks
-        if failed:
-            names = ", ".join(sorted({f"{c.table}: {c.expectation}({c.column})" for c in failed}))
-            raise ValidationFailed(
-                f"{len(failed)} mart check(s) failed, nothing published: {names}"
+        with store.sibling() as marts_writer:
+
+            def checkpoint_and_prepare() -> None:
+                # What the extract wrote goes from the WAL into the state's file, so that the
+                # checkpoint closing the run has only the publication's rows left; then the
+                # state's marts are replaced in a transaction that commits once the checks
+                # pass (closing its connection without that rolls it back).
+                marts_writer.checkpoint()
+                marts_writer.prepare_marts(built, current=before)
+
+            # The file to publish gets its marts while they are checked (it is swapped in only
+            # if they pass), and so does the state.
+            output_checks, *_ = side_by_side(  # type: ignore[misc]
+                check_output,
+                write_new_file,  # type: ignore[arg-type]
+                checkpoint_and_prepare,  # type: ignore[arg-type]
             )
-        with clock.stage("publish"):
-            store.replace_marts(built, current=before)
-            result.status = "succeeded"
-            result.message = "no new data; marts unchanged" if unchanged else "published"
-            # The run's own record goes into the published file with the marts.
-            store.record_run(_run_rows(result, mode, started, _utc_now()))
-            store.record_timings(pl.DataFrame(clock.rows, schema=_TIMING_SCHEMA))
-            recorded = len(clock.rows)
-            stage(publish)(store, settings.warehouse, run_id)
+            result.checks = checked + output_checks
+            store.record_validation(check_results_frame(run_id, result.checks, _utc_now()))
+            failed = result.failed_checks
+            if failed:
+                names = ", ".join(
+                    sorted({f"{c.table}: {c.expectation}({c.column})" for c in failed})
+                )
+                raise ValidationFailed(
+                    f"{len(failed)} mart check(s) failed, nothing published: {names}"
+                )
+            with clock.stage("publish"):
+                marts_writer.commit()
+                result.status = "succeeded"
+                result.message = "no new data; marts unchanged" if unchanged else "published"
+                # The run's own record goes into the published file with the marts.
+                store.record_run(_run_rows(result, mode, started, _utc_now()))
+                store.record_timings(pl.DataFrame(clock.rows, schema=_TIMING_SCHEMA))
+                recorded = len(clock.rows)
+                stage(publish)(store, settings.warehouse, run_id)
     except (PipelineError, extract.SourceError) as error:
         result.status = "failed"
         result.message = str(error)

@@ -59,6 +59,7 @@ from great_expectations.data_context.types.base import (
 from great_expectations.datasource.fluent.interfaces import Batch
 from great_expectations.execution_engine import pandas_execution_engine
 from great_expectations.expectations.expectation import Expectation
+from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
 MARTS_SUITE = "marts"
 STAGED_SUITE = "staged"
@@ -303,6 +304,10 @@ def _gx_without_repeated_work() -> Iterator[None]:
     * Each metric's id hashes its arguments as JSON after walking them for numpy types
       (`IDDict.to_id`): 10,000 times for about 200 distinct arguments. Arguments that are
       plain text, numbers and NULLs get their id from the first time they were hashed.
+    * The expectation that a configuration describes (`ExpectationConfiguration.to_domain_obj`,
+      a pydantic model validated field by field) is rebuilt each time GX looks up a metric's
+      arguments: eight times per expectation. It is built again only when the configuration's
+      type, arguments or meta changed since (GX adds `batch_id` to a copy before it asks).
 
     And one is not done at all: the MD5 of every batch's data (`pandas_data_fingerprint`,
     0.4 s of an hourly run), which GX only records among the batch's markers, metadata that no
@@ -310,13 +315,21 @@ def _gx_without_repeated_work() -> Iterator[None]:
     more; here, for all."""
     built = Expectation.__dict__.get("configuration")
     hashed = IDDict.__dict__.get("to_id")
+    described = ExpectationConfiguration.__dict__.get("to_domain_obj")
     threshold = getattr(pandas_execution_engine, "HASH_THRESHOLD", None)
-    if not isinstance(built, property) or built.fget is None or hashed is None or threshold is None:
+    if (
+        not isinstance(built, property)
+        or built.fget is None
+        or hashed is None
+        or described is None
+        or threshold is None
+    ):
         yield  # another GX: leave it be
         return
     build = built.fget
     seen: dict[int, tuple[Expectation, Any]] = {}
     ids: dict[tuple[tuple[str, type, Any], ...], Any] = {}
+    domain_objects: dict[int, tuple[ExpectationConfiguration, tuple[Any, ...], Expectation]] = {}
 
     def configuration(self: Expectation) -> Any:
         kept = seen.get(id(self))
@@ -335,14 +348,23 @@ def _gx_without_repeated_work() -> Iterator[None]:
             ids[key] = hashed(self)
         return ids[key]
 
+    def to_domain_obj(self: ExpectationConfiguration) -> Expectation:
+        state = (self.type, dict(self.kwargs), dict(self.meta or {}), self.id, self.severity)
+        kept = domain_objects.get(id(self))
+        if kept is None or kept[0] is not self or kept[1] != state:
+            kept = domain_objects[id(self)] = (self, state, described(self))
+        return kept[2]
+
     Expectation.configuration = property(configuration, doc=built.__doc__)  # type: ignore[method-assign,assignment]
     IDDict.to_id = to_id  # type: ignore[method-assign]
+    ExpectationConfiguration.to_domain_obj = to_domain_obj  # type: ignore[method-assign]
     pandas_execution_engine.HASH_THRESHOLD = 0  # no frame is smaller than 0 bytes
     try:
         yield
     finally:
         Expectation.configuration = built  # type: ignore[method-assign]
         IDDict.to_id = hashed  # type: ignore[method-assign]
+        ExpectationConfiguration.to_domain_obj = described  # type: ignore[method-assign]
         pandas_execution_engine.HASH_THRESHOLD = threshold
 
 

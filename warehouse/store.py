@@ -182,8 +182,12 @@ class StateStore:
 
     def close(self) -> None:
         """Checkpoint and close, so that no WAL is left behind."""
-        self.con.execute("CHECKPOINT")
+        self.checkpoint()
         self.con.close()
+
+    def checkpoint(self) -> None:
+        """Write what the WAL holds into the database file."""
+        self.con.execute("CHECKPOINT")
 
     @contextmanager
     def sibling(self) -> Iterator[StateStore]:
@@ -446,11 +450,30 @@ class StateStore:
         its week and its month, and rewriting years of unchanged rows would cost more than
         the rest of its publication (a commit that checkpoints them). A mart that is new, or
         whose columns changed, is replaced whole, with its column comments."""
+        self.prepare_marts(marts, current)
+        self.commit()
+
+    def prepare_marts(
+        self,
+        marts: Mapping[str, pl.DataFrame],
+        current: Mapping[str, pl.DataFrame] | None = None,
+    ) -> None:
+        """`replace_marts` up to its COMMIT: the work is done in a transaction left open,
+        which `commit()` makes count (closing the connection without it rolls it back). A
+        run prepares the new marts while their checks run, and commits them once they pass."""
         if current is None:
             current = self.marts()
-        with self.transaction():
+        self.con.execute("BEGIN TRANSACTION")
+        try:
             update_marts(self.con, current, marts)
             self.con.execute("DELETE FROM ops.touched_days")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def commit(self) -> None:
+        """Commit the transaction `prepare_marts` left open."""
+        self.con.execute("COMMIT")
 
     def add_touched(self, rows: pl.DataFrame) -> None:
         """Remember dates core changes touched (inside the transaction of the changes)."""

@@ -16,7 +16,7 @@ from flows.pipeline import PipelineError, RunResult, freeze_imports, run_pipelin
 from flows.settings import Settings
 from tests.conftest import RUN_STARTED_AT, settings_for
 from tests.reference.reference_marts import reference_marts
-from tests.support.compare import assert_frames_match
+from tests.support.compare import assert_frames_match, query_state
 from warehouse.catalog import COLUMN_COMMENTS, MART_KEYS
 from warehouse.store import state_path_for
 
@@ -150,6 +150,9 @@ def test_a_failing_mart_check_stops_publication(
         run_pipeline(settings, run_started_at=RUN_STARTED_AT)
 
     assert _published(settings, "SELECT * FROM marts.system_kpis ORDER BY ALL").equals(before)
+    # The state's marts were prepared beside the checks, in a transaction never committed.
+    kept = query_state(settings.warehouse, "SELECT * FROM marts.system_kpis ORDER BY ALL")
+    assert kept.equals(before)
     state = duckdb.connect(str(state_path_for(settings.warehouse)), read_only=True)
     failed = state.execute(
         "SELECT table_name, column_name FROM ops.validation_results WHERE NOT success"

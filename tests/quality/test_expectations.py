@@ -10,11 +10,13 @@ import contextlib
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
+import great_expectations.expectations as gxe
 import polars as pl
 import pytest
 from great_expectations.core.id_dict import IDDict
 from great_expectations.execution_engine import pandas_execution_engine
 from great_expectations.expectations.expectation import Expectation
+from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
 from quality import expectations
 from quality.expectations import CheckResult, validate_marts, validate_staged
@@ -452,16 +454,29 @@ def test_gx_without_repeated_work_leaves_gx_as_it_was() -> None:
         return (
             Expectation.__dict__["configuration"],
             IDDict.__dict__["to_id"],
+            ExpectationConfiguration.__dict__["to_domain_obj"],
             pandas_execution_engine.HASH_THRESHOLD,
         )
 
     before = gx_state()
     with expectations._gx_without_repeated_work():
-        assert Expectation.__dict__["configuration"] is not before[0]
-        assert IDDict.__dict__["to_id"] is not before[1]
+        during = gx_state()
+        assert all(now is not then for now, then in zip(during[:3], before[:3], strict=True))
         assert pandas_execution_engine.HASH_THRESHOLD == 0
     assert gx_state() == before
-    assert before[2] > 0
+    assert before[3] > 0
+
+
+def test_an_expectation_is_described_again_once_its_configuration_changed() -> None:
+    configuration = gxe.ExpectColumnValuesToNotBeNull(column="a").configuration
+    with expectations._gx_without_repeated_work():
+        first = configuration.to_domain_obj()
+        assert configuration.to_domain_obj() is first
+        configuration.kwargs.update({"batch_id": "b"})
+        again = configuration.to_domain_obj()
+    assert again is not first
+    assert again.batch_id == "b"
+    assert first.batch_id is None
 
 
 def test_a_metric_id_is_that_of_gx_whatever_the_types_of_its_arguments() -> None:
