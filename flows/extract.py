@@ -245,14 +245,15 @@ class RowFilter:
         elif self.changed_since is not None and not self.by_id:
             # ISO text compares in time order to the day; a day's slack covers the rest.
             cutoff = (self.changed_since - OFFSET_MARGIN).strftime("%Y-%m-%d")
-            # A full scan, as no index serves updated_at: each test costs on every row.
-            # As text: SQLite and PostgreSQL alike, whether the column holds text or time.
-            text = "CAST(updated_at AS TEXT)"
             if self.read_up_to_id is not None:
-                tests.append(f"(id > {int(self.read_up_to_id)} OR {text} >= '{cutoff}')")
+                # The column itself, compared with text: an index on updated_at serves it
+                # (SQLite and PostgreSQL alike, whether the column holds text or time);
+                # without one, it is one test per row of a full scan. In SQLite a number in
+                # updated_at (kept as one) sorts before any text: it is read when new only.
+                tests.append(f"(id > {int(self.read_up_to_id)} OR updated_at >= '{cutoff}')")
             else:
                 # Not read: dates (YYYY-...) before the cutoff; read: everything else.
-                x = f"COALESCE({text}, '')"
+                x = "COALESCE(CAST(updated_at AS TEXT), '')"
                 tests.append(
                     f"NOT ({x} >= '0000' AND {x} < '{cutoff}' AND SUBSTR({x}, 5, 1) = '-')"
                 )
@@ -414,7 +415,11 @@ PART_BATCHES_AHEAD = 2
 
 def _id_ranges(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[int | None, int | None]]:
     """SCAN_PARTS ranges of `id` (above, at most) that cover every row of `table` between
-    them: the first has no lower bound and the last no upper one (rows added meanwhile)."""
+    them: the first has no lower bound and the last no upper one (rows added meanwhile).
+    One range, unbounded, where an index on updated_at serves the search: the source then
+    looks up the changed rows instead of scanning (a range of ids would have it scan)."""
+    if SCAN_PARTS == 1 or indexed_by(con, table, "updated_at"):
+        return [(None, None)]
     scanner = "postgres_query" if source_kind(con) == "postgres" else "sqlite_query"
     # Two subqueries: each is one look at the id index (min and max together would scan).
     query = sql_literal(
@@ -427,6 +432,25 @@ def _id_ranges(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[int | N
         return [(None, None)]
     bounds = [first + (last - first) * n // SCAN_PARTS for n in range(1, SCAN_PARTS)]
     return list(zip([None, *bounds], [*bounds, None], strict=True))
+
+
+def indexed_by(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    """Whether the source has an index on `table` whose first column is `column`."""
+    if source_kind(con) == "postgres":
+        scanner = "postgres_query"
+        query = (
+            "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] "
+            f"WHERE c.relname = '{table}' AND a.attname = '{column}'"
+        )
+    else:
+        scanner = "sqlite_query"
+        query = (
+            f"SELECT 1 FROM pragma_index_list('{table}') AS l "
+            "JOIN pragma_index_info(l.name) AS i "
+            f"WHERE i.seqno = 0 AND i.name = '{column}'"
+        )
+    return bool(con.execute(f"SELECT * FROM {scanner}('src', {sql_literal(query)})").fetchall())
 
 
 def _batches_of(

@@ -57,16 +57,39 @@ def assign_periods(frame: pl.LazyFrame, moment: str, periods: pl.LazyFrame) -> p
 
     `periods` holds the requested (period, period_start, period_end); rows whose moment is NULL
     or in no requested period drop out. The result carries period, period_start, period_end.
+
+    For each kind of period, only the rows between its first requested start and its last
+    end are placed (and then matched with the requested periods): an hourly run asks for a
+    day, its week and its month, and its facts are the month's, which would otherwise all be
+    placed in a day and a week first, to be dropped by the match.
     """
     # The period column has the type the requested periods give it (text, or PERIOD_TYPE).
     period_type = periods.collect_schema()["period"]
+    moment_type = frame.collect_schema()[moment]
+    spans = (
+        periods.group_by("period")
+        .agg(pl.col("period_start").min().alias("first"), pl.col("period_end").max().alias("end"))
+        .collect()
+    )
+    bounds = {str(kind): (first, end) for kind, first, end in spans.iter_rows()}
     per_kind = [
-        frame.filter(pl.col(moment).is_not_null()).with_columns(
+        frame.filter(
+            pl.col(moment) >= pl.lit(bounds[kind][0]).cast(moment_type),
+            pl.col(moment) < pl.lit(bounds[kind][1]).cast(moment_type),
+        ).with_columns(
             pl.lit(kind).cast(period_type).alias("period"),
             period_start(pl.col(moment), kind).alias("period_start"),
         )
         for kind in PERIODS
+        if kind in bounds
     ]
+    if not per_kind:  # no period requested: no row, with the columns of one
+        per_kind = [
+            frame.filter(False).with_columns(
+                pl.lit(None).cast(period_type).alias("period"),
+                pl.lit(None).cast(pl.Date).alias("period_start"),
+            )
+        ]
     return pl.concat(per_kind).join(periods, on=PERIOD_KEYS, how="inner")
 
 

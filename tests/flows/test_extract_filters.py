@@ -4,6 +4,7 @@ read, only when new)."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -72,6 +73,38 @@ def test_once_every_row_up_to_an_id_was_read_only_those_past_it_are_read_whateve
         con.close()
     # Nothing read yet (no id recorded): every row that no watermark can place, as above.
     assert _ids(url, RowFilter(changed_since=since, read_up_to_id=None)) == [3, 4, 5, 6, 7, 9]
+
+
+def test_an_index_on_updated_at_serves_the_search_in_one_part_with_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = _messages(tmp_path)
+    since = datetime(2026, 10, 30, 12, 0) + extract.OFFSET_MARGIN
+    rows = RowFilter(changed_since=since, read_up_to_id=6)
+    monkeypatch.setattr(extract, "SCAN_PARTS", 2)
+    con = extract.open_source(url)
+    try:
+        assert not extract.indexed_by(con, "agent_communications", "updated_at")
+        assert len(extract._id_ranges(con, "agent_communications")) == 2
+    finally:
+        con.close()
+    path = url.removeprefix("sqlite:///")
+    source = sqlite3.connect(path)
+    source.execute("CREATE INDEX by_update ON agent_communications (updated_at, status)")
+    source.commit()
+    # SQLite looks the rows up: past the id by rowid, in the window by the index.
+    query = f"SELECT * FROM agent_communications {rows.sql()}"
+    plan = " | ".join(row[-1] for row in source.execute(f"EXPLAIN QUERY PLAN {query}"))
+    source.close()
+    assert "MULTI-INDEX OR" in plan and "USING INDEX by_update" in plan, plan
+    con = extract.open_source(url)
+    try:
+        assert extract.indexed_by(con, "agent_communications", "updated_at")
+        assert extract._id_ranges(con, "agent_communications") == [(None, None)]
+        batches = extract.iter_table(con, "agent_communications", 2, rows)
+        assert sorted(int(i) for batch in batches for i in batch["id"]) == [3, 4, 6, 7, 8, 9]
+    finally:
+        con.close()
 
 
 def test_rows_past_an_id_in_id_order(tmp_path: Path) -> None:

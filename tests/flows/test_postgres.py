@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.extract import SOURCE_TABLES, extension_path
+from flows.extract import SOURCE_TABLES, _id_ranges, extension_path, indexed_by, open_source
 from flows.pipeline import PipelineError, run_pipeline
 from flows.settings import Settings
 from tests.conftest import RUN_STARTED_AT
@@ -107,6 +107,25 @@ def test_the_marts_from_postgresql_equal_those_from_sqlite(
     # And incrementally: a second run reads nothing new from PostgreSQL.
     again = run_pipeline(settings, run_started_at=RUN_STARTED_AT)
     assert again.counts["agent_performance"].read == 0
+    # With an index on updated_at, the search for changed messages is one query it serves
+    # (as in SQLite); it finds what it found by scanning.
+    subprocess.run(
+        ["psql", postgres, "-c",
+         "CREATE INDEX by_update ON agent_communications (updated_at)"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    con = open_source(postgres)
+    try:
+        assert indexed_by(con, "agent_communications", "updated_at")
+        assert not indexed_by(con, "agent_communications", "status")
+        assert _id_ranges(con, "agent_communications") == [(None, None)]
+    finally:
+        con.close()
+    indexed = run_pipeline(settings, run_started_at=RUN_STARTED_AT)
+    searched = ("agent_communications", "workflow_executions")
+    assert {s: vars(indexed.counts[s]) for s in searched} == {
+        s: vars(again.counts[s]) for s in searched
+    }
 
 
 def test_an_unreachable_postgresql_fails_with_one_line_and_no_password(

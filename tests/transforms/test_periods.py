@@ -161,3 +161,49 @@ def test_assign_periods_drops_rows_without_moment_or_outside_the_requested_perio
     assert assigned.select("id", "period", "period_start").rows() == [
         (1, "day", date(2026, 11, 23))
     ]
+
+
+def test_assign_periods_places_rows_in_requested_periods_apart_and_of_other_kinds() -> None:
+    # Days 2 and 5 are requested, not 3 and 4 between them; the month, not the weeks. Rows
+    # at the first instant of a requested period and the last, by Datetime and by Date.
+    moments = [
+        datetime(2026, 11, 2),
+        datetime(2026, 11, 3, 9),
+        datetime(2026, 11, 4, 9),
+        datetime(2026, 11, 5, 23, 59, 59, 999_999),
+        datetime(2026, 11, 6),
+        datetime(2026, 10, 31, 23, 59, 59),
+        datetime(2026, 11, 1),
+        datetime(2026, 11, 30, 23, 59, 59, 999_999),
+        datetime(2026, 12, 1),
+    ]
+    days = periods_overlapping(date(2026, 11, 2), date(2026, 11, 2), kinds=("day",))
+    other_day = periods_overlapping(date(2026, 11, 5), date(2026, 11, 5), kinds=("day",))
+    month = periods_overlapping(date(2026, 11, 9), date(2026, 11, 9), kinds=("month",))
+    periods = pl.concat([days, other_day, month]).lazy()
+    november = date(2026, 11, 1)
+    expected = [
+        (0, "day", date(2026, 11, 2)),
+        (0, "month", november),
+        (1, "month", november),
+        (2, "month", november),
+        (3, "day", date(2026, 11, 5)),
+        (3, "month", november),
+        (4, "month", november),
+        (6, "month", november),
+        (7, "month", november),
+    ]
+    for dtype in (pl.Datetime("us"), pl.Date):
+        frame = pl.LazyFrame({"id": range(len(moments)), "at": moments}).with_columns(
+            pl.col("at").cast(dtype)
+        )
+        assigned = assign_periods(frame, "at", periods).collect().sort("id", "period")
+        assert assigned.select("id", "period", "period_start").rows() == expected, dtype
+
+
+def test_assign_periods_with_no_period_requested_places_nothing() -> None:
+    frame = pl.LazyFrame({"id": [1], "at": [datetime(2026, 11, 2)]})
+    none = periods_overlapping(date(2026, 11, 2), date(2026, 11, 2)).clear().lazy()
+    assigned = assign_periods(frame, "at", none).collect()
+    assert assigned.is_empty()
+    assert {"id", "at", "period", "period_start", "period_end"} <= set(assigned.columns)
