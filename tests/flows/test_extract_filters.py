@@ -9,6 +9,7 @@ from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from flows import extract
@@ -28,6 +29,12 @@ UPDATED = {
 }
 
 
+# 14 h of margin for offsets, then the whole day: the cutoff is 2026-10-30.
+SINCE = datetime(2026, 10, 30, 12, 0) + extract.OFFSET_MARGIN
+# Rows up to id 6 were read before.
+READ_UP_TO_6 = RowFilter(changed_since=SINCE, read_up_to_id=6)
+
+
 def _messages(tmp_path: Path) -> str:
     rows = [
         {"id": i, "message_id": f"m{i}", "sender_agent_id": "a", "updated_at": updated}
@@ -45,20 +52,23 @@ def _ids(url: str, rows: RowFilter) -> list[int]:
     return sorted(int(i) for i in frame["id"])
 
 
+def _scanned(con: duckdb.DuckDBPyConnection, rows: RowFilter) -> list[int]:
+    """The ids a streamed read of the messages (in batches of 2) finds."""
+    batches = extract.iter_table(con, "agent_communications", 2, rows)
+    return sorted(int(i) for batch in batches for i in batch["id"])
+
+
 def test_rows_changed_since_a_moment_and_rows_no_watermark_can_place(tmp_path: Path) -> None:
     url = _messages(tmp_path)
-    # 14 h of margin for offsets, then the whole day: the cutoff is 2026-10-30.
-    since = datetime(2026, 10, 30, 12, 0) + extract.OFFSET_MARGIN
-    assert (since - extract.OFFSET_MARGIN).date().isoformat() == "2026-10-30"
-    assert _ids(url, RowFilter(changed_since=since)) == [3, 4, 5, 6, 7, 9]
+    assert (SINCE - extract.OFFSET_MARGIN).date().isoformat() == "2026-10-30"
+    assert _ids(url, RowFilter(changed_since=SINCE)) == [3, 4, 5, 6, 7, 9]
 
 
 def test_once_every_row_up_to_an_id_was_read_only_those_past_it_are_read_whatever_their_date(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = _messages(tmp_path)
-    since = datetime(2026, 10, 30, 12, 0) + extract.OFFSET_MARGIN
-    rows = RowFilter(changed_since=since, read_up_to_id=6)
+    rows = READ_UP_TO_6
     # In the window (3, 4; "yesterday" sorts after every date: 6), or new (7, 8, 9). No
     # longer read: 5, whose NULL was read (and quarantined) when it was new.
     assert _ids(url, rows) == [3, 4, 6, 7, 8, 9]
@@ -67,20 +77,18 @@ def test_once_every_row_up_to_an_id_was_read_only_those_past_it_are_read_whateve
     try:
         for parts in (1, 2, 3):
             monkeypatch.setattr(extract, "SCAN_PARTS", parts)
-            batches = extract.iter_table(con, "agent_communications", 2, rows)
-            assert sorted(int(i) for batch in batches for i in batch["id"]) == [3, 4, 6, 7, 8, 9]
+            assert _scanned(con, rows) == [3, 4, 6, 7, 8, 9]
     finally:
         con.close()
     # Nothing read yet (no id recorded): every row that no watermark can place, as above.
-    assert _ids(url, RowFilter(changed_since=since, read_up_to_id=None)) == [3, 4, 5, 6, 7, 9]
+    assert _ids(url, RowFilter(changed_since=SINCE, read_up_to_id=None)) == [3, 4, 5, 6, 7, 9]
 
 
 def test_an_index_on_updated_at_serves_the_search_in_one_part_with_the_same_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = _messages(tmp_path)
-    since = datetime(2026, 10, 30, 12, 0) + extract.OFFSET_MARGIN
-    rows = RowFilter(changed_since=since, read_up_to_id=6)
+    rows = READ_UP_TO_6
     monkeypatch.setattr(extract, "SCAN_PARTS", 2)
     con = extract.open_source(url)
     try:
@@ -101,8 +109,7 @@ def test_an_index_on_updated_at_serves_the_search_in_one_part_with_the_same_rows
     try:
         assert extract.indexed_by(con, "agent_communications", "updated_at")
         assert extract._id_ranges(con, "agent_communications") == [(None, None)]
-        batches = extract.iter_table(con, "agent_communications", 2, rows)
-        assert sorted(int(i) for batch in batches for i in batch["id"]) == [3, 4, 6, 7, 8, 9]
+        assert _scanned(con, rows) == [3, 4, 6, 7, 8, 9]
     finally:
         con.close()
 
@@ -117,7 +124,6 @@ def test_a_scan_for_changed_rows_in_parts_reads_each_row_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = _messages(tmp_path)
-    since = datetime(2026, 10, 30, 12, 0) + extract.OFFSET_MARGIN
     con = extract.open_source(url)
     try:
         for parts in (1, 2, 3, 9, 20):
@@ -129,7 +135,7 @@ def test_a_scan_for_changed_rows_in_parts_reads_each_row_once(
             assert ranges[0][0] is None and ranges[-1][1] is None
             assert all(a[1] == b[0] for a, b in pairwise(ranges))
             batches = list(
-                extract.iter_table(con, "agent_communications", 2, RowFilter(changed_since=since))
+                extract.iter_table(con, "agent_communications", 2, RowFilter(changed_since=SINCE))
             )
             ids = [int(i) for batch in batches for i in batch["id"]]
             assert sorted(ids) == [3, 4, 5, 6, 7, 9]
@@ -143,10 +149,9 @@ def test_a_table_without_rows_is_scanned_in_one_part(tmp_path: Path) -> None:
     con = extract.open_source(url)
     try:
         assert extract._id_ranges(con, "agent_communications") == [(None, None)]
-        since = datetime(2026, 10, 30)
         assert (
             list(
-                extract.iter_table(con, "agent_communications", 10, RowFilter(changed_since=since))
+                extract.iter_table(con, "agent_communications", 10, RowFilter(changed_since=SINCE))
             )
             == []
         )
@@ -160,14 +165,13 @@ def test_a_search_for_changed_rows_starts_when_made_and_stops_when_closed(
     import threading
 
     url = _messages(tmp_path)
-    since = datetime(2026, 10, 30, 12, 0) + extract.OFFSET_MARGIN
     con = extract.open_source(url)
 
     def scanning() -> set[str]:
         return {t.name for t in threading.enumerate() if t.name.startswith("agent_comm")}
 
     try:
-        rows = RowFilter(changed_since=since)
+        rows = RowFilter(changed_since=SINCE)
         assert extract.ChangedRowsScan.serves("agent_communications", rows)
         assert not extract.ChangedRowsScan.serves("workflow_executions", rows)  # no id
         assert not extract.ChangedRowsScan.serves("agent_communications", RowFilter())
