@@ -1,0 +1,55 @@
+"""Opening the operational database: its DuckDB extension comes from the installed file, and
+DuckDB checks that file's signature once per process, again whenever the file changed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from flows import extract
+from tests.support.platform_builder import write_database
+
+
+def _unsigned_allowed(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(con.execute("SELECT current_setting('allow_unsigned_extensions')").fetchone()[0])  # type: ignore[index]
+
+
+@pytest.fixture
+def own_extension(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the sqlite_scanner file that open_source loads, with nothing verified yet."""
+    copy = tmp_path / "ext" / "sqlite_scanner.duckdb_extension"
+    copy.parent.mkdir()
+    shutil.copyfile(extract.extension_path("sqlite_scanner"), copy)
+    monkeypatch.setattr(extract, "extension_path", lambda name: copy)
+    monkeypatch.setattr(extract, "_VERIFIED", set())
+    return copy
+
+
+def test_an_extension_is_checked_on_first_load_and_then_trusted_while_unchanged(
+    own_extension: Path, tmp_path: Path
+) -> None:
+    url = write_database(tmp_path / "src.db", {"agents": [{"agent_id": "a1"}]})
+    opened = []
+    for _ in range(3):
+        con = extract.open_source(url)
+        opened.append(_unsigned_allowed(con))
+        assert con.execute("SELECT agent_id FROM src.agents").fetchall() == [("a1",)]
+        con.close()
+    assert opened == [False, True, True]
+
+
+def test_a_changed_extension_file_is_checked_again_and_refused(
+    own_extension: Path, tmp_path: Path
+) -> None:
+    url = write_database(tmp_path / "src.db", {"agents": [{"agent_id": "a1"}]})
+    extract.open_source(url).close()
+    with own_extension.open("r+b") as file:  # one byte of its code, not the file that was signed
+        file.seek(own_extension.stat().st_size // 2)
+        byte = file.read(1)
+        file.seek(-1, 1)
+        file.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(duckdb.Error, match="signature"):
+        extract.open_source(url)
