@@ -307,8 +307,13 @@ def _select(con: duckdb.DuckDBPyConnection, table: str, rows: RowFilter) -> str:
     inner = ", ".join(f'"{c}"' for c in columns)
     query = f'SELECT {inner} FROM "{table}" {where}'
     # The source database runs the filter itself, so that its index on id serves it.
+    return f"SELECT {select} FROM {in_source(con, query)}"
+
+
+def in_source(con: duckdb.DuckDBPyConnection, query: str) -> str:
+    """A FROM item: `query`, in the source database's own SQL, run by the source itself."""
     scanner = "postgres_query" if source_kind(con) == "postgres" else "sqlite_query"
-    return f"SELECT {select} FROM {scanner}('src', {sql_literal(query)})"
+    return f"{scanner}('src', {sql_literal(query)})"
 
 
 def read_table(
@@ -448,14 +453,11 @@ def _id_ranges(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[int | N
     them: the first has no lower bound and the last no upper one (rows added meanwhile).
     One range, unbounded, where an index on updated_at serves the search: the source then
     looks up the changed rows instead of scanning (a range of ids would have it scan)."""
-    if SCAN_PARTS == 1 or indexed_by(con, table, "updated_at"):
+    if indexed_by(con, table, "updated_at"):
         return [(None, None)]
-    scanner = "postgres_query" if source_kind(con) == "postgres" else "sqlite_query"
     # Two subqueries: each is one look at the id index (min and max together would scan).
-    query = sql_literal(
-        f'SELECT (SELECT min(id) FROM "{table}") AS lo, (SELECT max(id) FROM "{table}") AS hi'
-    )
-    lo, hi = con.execute(f"SELECT lo, hi FROM {scanner}('src', {query})").fetchone()  # type: ignore[misc]
+    query = f'SELECT (SELECT min(id) FROM "{table}") AS lo, (SELECT max(id) FROM "{table}") AS hi'
+    lo, hi = con.execute(f"SELECT lo, hi FROM {in_source(con, query)}").fetchone()  # type: ignore[misc]
     try:
         first, last = int(lo), int(hi)
     except (TypeError, ValueError):  # no rows, or ids that are not integers: one part
@@ -467,20 +469,18 @@ def _id_ranges(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[int | N
 def indexed_by(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
     """Whether the source has an index on `table` whose first column is `column`."""
     if source_kind(con) == "postgres":
-        scanner = "postgres_query"
         query = (
             "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
             "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] "
             f"WHERE c.relname = '{table}' AND a.attname = '{column}'"
         )
     else:
-        scanner = "sqlite_query"
         query = (
             f"SELECT 1 FROM pragma_index_list('{table}') AS l "
             "JOIN pragma_index_info(l.name) AS i "
             f"WHERE i.seqno = 0 AND i.name = '{column}'"
         )
-    return bool(con.execute(f"SELECT * FROM {scanner}('src', {sql_literal(query)})").fetchall())
+    return bool(con.execute(f"SELECT * FROM {in_source(con, query)}").fetchall())
 
 
 def _batches_of(

@@ -307,7 +307,8 @@ def _gx_without_repeated_work() -> Iterator[None]:
     * The expectation that a configuration describes (`ExpectationConfiguration.to_domain_obj`,
       a pydantic model validated field by field) is rebuilt each time GX looks up a metric's
       arguments: eight times per expectation. It is built again only when the configuration's
-      type, arguments or meta changed since (GX adds `batch_id` to a copy before it asks).
+      type, arguments, meta, id or severity changed since (GX adds `batch_id` to a copy
+      before it asks).
 
     And one is not done at all: the MD5 of every batch's data (`pandas_data_fingerprint`,
     0.4 s of an hourly run), which GX only records among the batch's markers, metadata that no

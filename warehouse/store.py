@@ -203,15 +203,18 @@ class StateStore:
             other.con.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Everything inside commits together or not at all."""
+    def transaction(self, commit: bool = True) -> Iterator[None]:
+        """Everything inside commits together or not at all. With `commit=False` the
+        transaction stays open after the block, for `commit()` (or a rollback when the
+        connection closes); an error inside still rolls it back."""
         self.con.execute("BEGIN TRANSACTION")
         try:
             yield
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
-        self.con.execute("COMMIT")
+        if commit:
+            self.commit()
 
     # -- core -----------------------------------------------------------------------------
 
@@ -463,16 +466,12 @@ class StateStore:
         run prepares the new marts while their checks run, and commits them once they pass."""
         if current is None:
             current = self.marts()
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with self.transaction(commit=False):
             update_marts(self.con, current, marts)
             self.con.execute("DELETE FROM ops.touched_days")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
 
     def commit(self) -> None:
-        """Commit the transaction `prepare_marts` left open."""
+        """Commit the open transaction."""
         self.con.execute("COMMIT")
 
     def add_touched(self, rows: pl.DataFrame) -> None:
