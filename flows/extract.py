@@ -213,6 +213,12 @@ def _with_extension(name: str) -> duckdb.DuckDBPyConnection:
             "autoload_known_extensions": False,
             "allow_unsigned_extensions": checked,
             "memory_limit": "1GB",
+            # Every query on the source is a scan its thread drives (SQLite's or PostgreSQL's
+            # reader, then a cast to text); where one runs in parts, each part has a cursor
+            # and a thread of its own. Worker threads besides would only wait for work and
+            # take turns with the stages running beside: a 3-year hourly run, 10 turns
+            # each, took 0.8 s less CPU and 0.4 s less time (median of the differences).
+            "threads": 1,
         },
     )
     try:

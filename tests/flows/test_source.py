@@ -53,3 +53,14 @@ def test_a_changed_extension_file_is_checked_again_and_refused(
         file.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(duckdb.Error, match="signature"):
         extract.open_source(url)
+
+
+def test_the_source_connection_has_no_worker_threads_of_its_own(tmp_path: Path) -> None:
+    # Each query on the source is driven by the thread that runs it (a scan in parts has a
+    # cursor and a thread per part); idle workers would only take turns with other stages.
+    url = write_database(tmp_path / "src.db", {"agents": [{"agent_id": "a1"}]})
+    con = extract.open_source(url)
+    try:
+        assert con.execute("SELECT current_setting('threads')").fetchone() == (1,)
+    finally:
+        con.close()
