@@ -176,6 +176,12 @@ class StateStore:
                 "autoload_known_extensions": False,
                 # DuckDB would otherwise cache up to 80% of RAM; beyond this it spills.
                 "memory_limit": memory_limit,
+                # The stages that write and read here run side by side, each with a
+                # connection that its own thread drives (`sibling`), beside Polars' and the
+                # source's threads: DuckDB's worker threads on top only took turns with
+                # them. One worker: a 91-day full run took 12% less CPU and 6% less time,
+                # a 3-year hourly run 0.4 s less CPU (interleaved runs, 2026-11-25).
+                "threads": 1,
             },
         )
         self.con.execute(OPS_DDL)
