@@ -12,6 +12,7 @@ import contextvars
 import gc
 import json
 import logging
+import os
 import resource
 import time
 import uuid
@@ -1306,8 +1307,12 @@ def run_pipeline(
 
         if days is None:
             # Every row is checked: beside a full build, the key checks' groupings and the
-            # partitions' facts would need more memory than the 4 GB we allow a run.
-            built, checked = build(), check_input()
+            # partitions' facts would need more memory than the 4 GB we allow a run. Alone,
+            # the checks' groupings may use every core (a year's took 11.2 s on one
+            # DuckDB worker, 7.1 s on two).
+            built = build()
+            with store.workers(os.cpu_count() or 1):
+                checked = check_input()
         else:
             # The touched days' input is checked while the marts are built (core only).
             built, checked = side_by_side(build, check_input)  # type: ignore[misc]

@@ -159,6 +159,8 @@ def state_path_for(warehouse_path: Path) -> Path:
     return warehouse_path.with_name(warehouse_path.stem + ".state.duckdb")
 
 
+# DuckDB's worker threads for the state database while stages run side by side.
+STAGE_WORKERS = 1
 # How many queries `query_all` runs at once.
 QUERY_THREADS = 2
 
@@ -180,8 +182,9 @@ class StateStore:
                 # connection that its own thread drives (`sibling`), beside Polars' and the
                 # source's threads: DuckDB's worker threads on top only took turns with
                 # them. One worker: a 91-day full run took 12% less CPU and 6% less time,
-                # a 3-year hourly run 0.4 s less CPU (interleaved runs, 2026-11-25).
-                "threads": 1,
+                # a 3-year hourly run 0.4 s less CPU (interleaved runs, 2026-11-25). A
+                # stage that runs alone may ask for more (`workers`).
+                "threads": STAGE_WORKERS,
             },
         )
         self.con.execute(OPS_DDL)
@@ -194,6 +197,17 @@ class StateStore:
     def checkpoint(self) -> None:
         """Write what the WAL holds into the database file."""
         self.con.execute("CHECKPOINT")
+
+    @contextmanager
+    def workers(self, threads: int) -> Iterator[None]:
+        """Inside the block, DuckDB may use `threads` worker threads for this database (every
+        connection to it): for a stage that runs alone, such as a full run's input checks,
+        whose exact key checks group whole tables."""
+        self.con.execute(f"SET threads = {int(threads)}")
+        try:
+            yield
+        finally:
+            self.con.execute(f"SET threads = {STAGE_WORKERS}")
 
     @contextmanager
     def sibling(self) -> Iterator[StateStore]:
