@@ -12,7 +12,6 @@ import contextvars
 import gc
 import json
 import logging
-import os
 import resource
 import time
 import uuid
@@ -1311,7 +1310,7 @@ def run_pipeline(
             # the checks' groupings may use every core (a year's took 11.2 s on one
             # DuckDB worker, 7.1 s on two).
             built = build()
-            with store.workers(os.cpu_count() or 1):
+            with store.workers():
                 checked = check_input()
         else:
             # The touched days' input is checked while the marts are built (core only).

@@ -8,6 +8,7 @@ refuses a second writer, which is what we want.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -199,11 +200,11 @@ class StateStore:
         self.con.execute("CHECKPOINT")
 
     @contextmanager
-    def workers(self, threads: int) -> Iterator[None]:
-        """Inside the block, DuckDB may use `threads` worker threads for this database (every
-        connection to it): for a stage that runs alone, such as a full run's input checks,
-        whose exact key checks group whole tables."""
-        self.con.execute(f"SET threads = {int(threads)}")
+    def workers(self, threads: int | None = None) -> Iterator[None]:
+        """Inside the block, DuckDB may use `threads` worker threads (by default one per
+        core) for this database, every connection to it: for a stage that runs alone, such
+        as a full run's input checks, whose exact key checks group whole tables."""
+        self.con.execute(f"SET threads = {int(threads or os.cpu_count() or 1)}")
         try:
             yield
         finally:
