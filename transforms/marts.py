@@ -266,11 +266,15 @@ def heartbeat_coverage_by_day(
 def _coverage(
     facts: Facts, periods: pl.LazyFrame, as_of_ts: datetime, params: KpiParams
 ) -> pl.LazyFrame:
+    # Collected here (one row per agent and day): placing a frame in periods reads it once
+    # per kind of period, and the filters each reading pushes down differ, so Polars would
+    # run the union of the heartbeats (a sort and a window per agent) for each of them. A
+    # month with its days and weeks took 0.6 s instead of 0.15 s.
     by_day = heartbeat_coverage_by_day(
         facts.heartbeats, facts.agents, as_of_ts, params.heartbeat_interval_s
-    )
+    ).collect()
     return (
-        assign_periods(by_day, "day", periods)
+        assign_periods(by_day.lazy(), "day", periods)
         .group_by([*PERIOD_KEYS, "agent_id"])
         .agg(pl.col("covered_s").sum())
     )
