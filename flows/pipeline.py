@@ -1402,8 +1402,11 @@ _TIMING_SCHEMA = {
 
 
 STAGED_SAMPLE_ROWS = 200_000
-# The exact key check groups at most about this many rows at a time.
-KEY_CHECK_ROWS = 8_000_000
+# The exact key check groups at most about this many rows at a time: a year's heartbeats
+# (15.4M rows) by their hash in one part, within the state's 1 GB memory limit.
+KEY_CHECK_ROWS = 16_000_000
+# The exact key check groups the keys' hash first (see `_keys_unique`).
+KEY_HASH = "hash({columns})"
 
 
 # The date by which an incremental run checks only the core rows it touched.
@@ -1477,25 +1480,34 @@ def validate_input(store: StateStore, days: pl.Series | None = None) -> list[Che
 def _keys_unique(
     store: StateStore, table: str, source: str, keys: list[str], rows: int
 ) -> CheckResult:
-    """Whether the keys of the checked rows occur once each in the whole table. A grouping,
-    not count(DISTINCT), and in parts of at most about KEY_CHECK_ROWS rows split by the keys'
-    hash (equal keys fall in the same part, so the sum over the parts is exact): three years
-    of heartbeats grouped at once do not fit in the state database's memory limit beside
-    what the run already holds."""
+    """Whether the keys of the checked rows occur once each in the whole table, counted
+    exactly, in two steps. First the keys' hashes are grouped (KEY_HASH): one integer column
+    groups faster than text and time, and equal keys have equal hashes, so where no hash
+    repeats no key does. Then only the rows of a repeated hash are grouped by the keys
+    themselves, so that two keys sharing a hash are not counted as a repeat. In parts of at most about KEY_CHECK_ROWS rows split by the hash
+    (equal keys fall in the same part, so the sum over the parts is exact): three years of
+    heartbeats grouped at once do not fit in the state database's memory limit beside what
+    the run already holds. Interleaved on a year's state: 12.4 and 11.6 s for the input's
+    checks with the keys grouped in parts of 8M rows, 8.8 and 6.9 s this way."""
     columns = ", ".join(keys)
     checked = (
         ""
         if source == f"core.{table}"
         else (f"SEMI JOIN (SELECT {columns} FROM {source}) USING ({columns}) ")
     )
+    hashed = (
+        f"SELECT {KEY_HASH.format(columns=columns)} AS _h, {columns} FROM core.{table} {checked}"
+    )
     parts = max(1, -(-rows // KEY_CHECK_ROWS))
     repeated = 0
     for part in range(parts):
-        where = f"WHERE hash({columns}) % {parts} = {part} " if parts > 1 else ""
-        repeated += store.scalar(
-            f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM core.{table} "
-            f"{checked}{where}GROUP BY {columns} HAVING count(*) > 1)"
-        )  # type: ignore[operator]
+        where = f"WHERE _h % {parts} = {part} " if parts > 1 else ""
+        hashes = f"SELECT _h FROM ({hashed}) {where}GROUP BY _h HAVING count(*) > 1"
+        if store.scalar(f"SELECT count(*) FROM ({hashes})"):
+            repeated += store.scalar(
+                f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM ({hashed}) "
+                f"WHERE _h IN ({hashes}) GROUP BY {columns} HAVING count(*) > 1)"
+            )  # type: ignore[operator]
     return CheckResult(
         suite="staged",
         table=f"core.{table}",

@@ -226,6 +226,35 @@ def test_the_exact_key_check_in_parts_by_hash_counts_the_same(
     assert at_once.observed == in_parts.observed == f"{expected} repeated keys in 3000 rows"
 
 
+def test_keys_that_share_a_hash_are_not_counted_as_repeated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The check groups the keys' hash first; with a hash of four values, distinct keys
+    # share hashes all the time, and only the grouping by the keys themselves may count.
+    from flows import pipeline
+    from warehouse.store import StateStore
+
+    monkeypatch.setattr(pipeline, "KEY_HASH", "hash({columns}) % 4")
+    store = StateStore(tmp_path / "state.duckdb")
+    try:
+        store.con.execute(
+            "CREATE TABLE core.fct_heartbeats AS SELECT "
+            "'agent-' || (i % 3) AS agent_id, TIMESTAMP '2026-01-01' + INTERVAL (i) MINUTE "
+            "AS ts FROM range(100) AS r(i)"
+        )
+        keys = ["agent_id", "ts"]
+        unique = pipeline._keys_unique(store, "fct_heartbeats", "core.fct_heartbeats", keys, 100)
+        store.con.execute(
+            "INSERT INTO core.fct_heartbeats SELECT * FROM core.fct_heartbeats WHERE ts < "
+            "TIMESTAMP '2026-01-01 00:03'"
+        )
+        repeated = pipeline._keys_unique(store, "fct_heartbeats", "core.fct_heartbeats", keys, 103)
+    finally:
+        store.close()
+    assert unique.success and unique.observed == "0 repeated keys in 100 rows"
+    assert not repeated.success and repeated.observed == "3 repeated keys in 103 rows"
+
+
 def test_a_run_started_by_a_larger_process_records_its_own_peak_memory() -> None:
     # Linux hands a child the resident size of its parent at the fork as ru_maxrss; a run
     # started by a big scheduler or benchmark process must not report that as its own.
