@@ -166,6 +166,44 @@ def test_a_large_core_table_is_checked_on_the_same_spread_out_sample_every_time(
     assert [c.success for c in first] == [True]  # the key is checked on every row
 
 
+def test_checked_days_that_hold_every_row_are_checked_as_the_whole_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A backfill of the whole history checks every day: the table is then sampled by rowid
+    # and its keys grouped whole, as in a full run, not through a reservoir and a join.
+    from datetime import date, datetime, timedelta
+
+    from flows import pipeline
+    from transforms import core
+
+    store = StateStore(tmp_path / "state.duckdb")
+    beats = pl.DataFrame(
+        {
+            "agent_id": ["a"] * 1000,
+            "ts": [datetime(2026, 11, 1) + timedelta(minutes=2 * i) for i in range(1000)],
+            "status": ["online"] * 1000,
+            "task_queue": [0] * 1000,
+            "message_queue": [0] * 1000,
+            "current_task_type": [None] * 1000,
+        },
+        schema=core.FCT_HEARTBEATS,
+    )
+    store.append_table("core", "fct_heartbeats", beats)
+    monkeypatch.setattr(pipeline, "STAGED_SAMPLE_ROWS", 100)
+    checked: list[pl.DataFrame] = []
+    monkeypatch.setattr(
+        pipeline, "validate_staged", lambda staged: checked.append(staged["fct_heartbeats"]) or []
+    )
+    both_days = pipeline.validate_input(store, pl.Series([date(2026, 11, 1), date(2026, 11, 2)]))
+    first_day = pipeline.validate_input(store, pl.Series([date(2026, 11, 1)]))
+    store.close()
+    whole, part = checked
+    assert whole["ts"].sort().diff().drop_nulls().unique().to_list() == [timedelta(minutes=20)]
+    assert part["ts"].dt.date().unique().to_list() == [date(2026, 11, 1)]
+    assert [c.observed for c in both_days] == ["0 repeated keys in 1000 rows"]
+    assert [c.observed for c in first_day] == ["0 repeated keys in 720 rows"]
+
+
 def _open_descriptors() -> set[str]:
     import os
 
