@@ -46,7 +46,8 @@ def _parse_iso_timestamp(text: pl.Expr) -> pl.Expr:
     )
     sign = text.str.slice(-6, 1)
     # The fraction's digits lie between the seconds' dot and the zone (`Z`, `+HH:MM` or
-    # none): taken by position, a fifth cheaper than by a regular expression.
+    # none): taken by position, the whole parse costs a fifth less CPU than with a regular
+    # expression extracting them.
     zone_bytes = pl.when(sign.is_in(["+", "-"])).then(6).when(text.str.ends_with("Z")).then(1)
     fraction = pl.when(text.str.slice(19, 1) == ".").then(
         text.str.slice(20, text.str.len_bytes() - 20 - zone_bytes.otherwise(0))

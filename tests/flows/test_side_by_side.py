@@ -129,19 +129,22 @@ def test_read_ahead_stops_its_thread_when_the_reader_stops_early(
     assert not any(t.name == "log-reader" for t in threading.enumerate())
 
 
-def test_a_large_core_table_is_checked_on_the_same_spread_out_sample_every_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _heartbeats_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minutes_apart: int
+) -> tuple[StateStore, list[pl.DataFrame]]:
+    """A state holding 1000 heartbeats of one agent from 2026-11-01, `minutes_apart` apart,
+    with GX sampling 100 rows; the list gets the heartbeats each input check hands to GX."""
     from datetime import datetime, timedelta
 
     from flows import pipeline
     from transforms import core
 
     store = StateStore(tmp_path / "state.duckdb")
+    start = datetime(2026, 11, 1)
     beats = pl.DataFrame(
         {
             "agent_id": ["a"] * 1000,
-            "ts": [datetime(2026, 11, 1) + timedelta(minutes=i) for i in range(1000)],
+            "ts": [start + timedelta(minutes=minutes_apart * i) for i in range(1000)],
             "status": ["online"] * 1000,
             "task_queue": [0] * 1000,
             "message_queue": [0] * 1000,
@@ -155,6 +158,17 @@ def test_a_large_core_table_is_checked_on_the_same_spread_out_sample_every_time(
     monkeypatch.setattr(
         pipeline, "validate_staged", lambda staged: checked.append(staged["fct_heartbeats"]) or []
     )
+    return store, checked
+
+
+def test_a_large_core_table_is_checked_on_the_same_spread_out_sample_every_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from flows import pipeline
+
+    store, checked = _heartbeats_checked(tmp_path, monkeypatch, minutes_apart=1)
     first = pipeline.validate_input(store)
     pipeline.validate_input(store)
     store.close()
@@ -171,29 +185,11 @@ def test_checked_days_that_hold_every_row_are_checked_as_the_whole_table(
 ) -> None:
     # A backfill of the whole history checks every day: the table is then sampled by rowid
     # and its keys grouped whole, as in a full run, not through a reservoir and a join.
-    from datetime import date, datetime, timedelta
+    from datetime import date, timedelta
 
     from flows import pipeline
-    from transforms import core
 
-    store = StateStore(tmp_path / "state.duckdb")
-    beats = pl.DataFrame(
-        {
-            "agent_id": ["a"] * 1000,
-            "ts": [datetime(2026, 11, 1) + timedelta(minutes=2 * i) for i in range(1000)],
-            "status": ["online"] * 1000,
-            "task_queue": [0] * 1000,
-            "message_queue": [0] * 1000,
-            "current_task_type": [None] * 1000,
-        },
-        schema=core.FCT_HEARTBEATS,
-    )
-    store.append_table("core", "fct_heartbeats", beats)
-    monkeypatch.setattr(pipeline, "STAGED_SAMPLE_ROWS", 100)
-    checked: list[pl.DataFrame] = []
-    monkeypatch.setattr(
-        pipeline, "validate_staged", lambda staged: checked.append(staged["fct_heartbeats"]) or []
-    )
+    store, checked = _heartbeats_checked(tmp_path, monkeypatch, minutes_apart=2)
     both_days = pipeline.validate_input(store, pl.Series([date(2026, 11, 1), date(2026, 11, 2)]))
     first_day = pipeline.validate_input(store, pl.Series([date(2026, 11, 1)]))
     store.close()
