@@ -18,7 +18,7 @@ from tests.conftest import RUN_STARTED_AT, settings_for
 from tests.reference.reference_marts import reference_marts
 from tests.support.compare import assert_frames_match, query_state
 from warehouse.catalog import COLUMN_COMMENTS, MART_KEYS
-from warehouse.store import state_path_for
+from warehouse.store import StateStore, state_path_for
 
 
 def _published(settings: Settings, sql: str) -> pl.DataFrame:
@@ -181,7 +181,6 @@ def test_a_missing_database_fails_with_a_one_line_reason(tmp_path: Path) -> None
 
 def test_the_exact_key_check_counts_extra_rows_of_repeated_keys(tmp_path: Path) -> None:
     from flows.pipeline import _keys_unique
-    from warehouse.store import StateStore
 
     store = StateStore(tmp_path / "state.duckdb")
     try:
@@ -200,19 +199,25 @@ def test_the_exact_key_check_counts_extra_rows_of_repeated_keys(tmp_path: Path) 
     assert clean.success
 
 
+def _heartbeat_keys(store: StateStore, rows: int, per_minute: int) -> None:
+    """core.fct_heartbeats with only its key: `rows` beats of three agents in turn from
+    2026-01-01, `per_minute` to a minute (above three, an agent beats twice in a minute: a
+    repeated key)."""
+    store.con.execute(
+        "CREATE TABLE core.fct_heartbeats AS SELECT 'agent-' || (i % 3) AS agent_id, "
+        f"TIMESTAMP '2026-01-01' + INTERVAL (i // {per_minute}) MINUTE AS ts "
+        f"FROM range({rows}) AS r(i)"
+    )
+
+
 def test_the_exact_key_check_in_parts_by_hash_counts_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flows import pipeline
-    from warehouse.store import StateStore
 
     store = StateStore(tmp_path / "state.duckdb")
     try:
-        store.con.execute(
-            "CREATE TABLE core.fct_heartbeats AS SELECT "
-            "'agent-' || (i % 3) AS agent_id, TIMESTAMP '2026-01-01' + INTERVAL (i // 5) MINUTE "
-            "AS ts FROM range(3000) AS r(i)"
-        )
+        _heartbeat_keys(store, rows=3000, per_minute=5)
         expected = store.scalar(
             "SELECT count(*) - count(DISTINCT (agent_id, ts)) FROM core.fct_heartbeats"
         )
@@ -232,16 +237,11 @@ def test_keys_that_share_a_hash_are_not_counted_as_repeated(
     # The check groups the keys' hash first; with a hash of four values, distinct keys
     # share hashes all the time, and only the grouping by the keys themselves may count.
     from flows import pipeline
-    from warehouse.store import StateStore
 
     monkeypatch.setattr(pipeline, "KEY_HASH", "hash({columns}) % 4")
     store = StateStore(tmp_path / "state.duckdb")
     try:
-        store.con.execute(
-            "CREATE TABLE core.fct_heartbeats AS SELECT "
-            "'agent-' || (i % 3) AS agent_id, TIMESTAMP '2026-01-01' + INTERVAL (i) MINUTE "
-            "AS ts FROM range(100) AS r(i)"
-        )
+        _heartbeat_keys(store, rows=100, per_minute=1)
         keys = ["agent_id", "ts"]
         unique = pipeline._keys_unique(store, "fct_heartbeats", "core.fct_heartbeats", keys, 100)
         store.con.execute(
