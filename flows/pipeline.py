@@ -1433,7 +1433,9 @@ def validate_input(store: StateStore, days: pl.Series | None = None) -> list[Che
     days only: the input this run touched. A core table (or its checked rows) larger than
     STAGED_SAMPLE_ROWS is checked by GX on a repeatable sample of about that many rows (GX costs
     seconds per million rows); its key is checked for uniqueness on every row, in DuckDB
-    (the checked rows' keys against the whole table; see `_keys_unique`).
+    (the checked rows' keys against the whole table; see `_keys_unique`). So are the keys of
+    checked days that do not hold their moment (task_id, message_id), however few the rows:
+    the rows that repeat them may lie on days not checked.
     """
     staged: dict[str, pl.DataFrame] = {}
     exact: list[CheckResult] = []
@@ -1461,6 +1463,13 @@ def validate_input(store: StateStore, days: pl.Series | None = None) -> list[Che
                 # table, sampled by rowid, with no join for its keys. A year's backfill took
                 # 42 s for these checks on one worker, a full run's 7 s.
                 source = f"core.{table}"
+            keys = STAGED_KEYS.get(table, ())
+            # GX sees only the rows handed to it. Their keys are counted in DuckDB, against
+            # the whole table, when that is more: a sample of a large table, or checked
+            # days whose keys may repeat on other days (a task_id has no moment in it).
+            elsewhere = source != f"core.{table}" and CHECKED_BY_DATE.get(table) not in keys
+            if keys and (rows > STAGED_SAMPLE_ROWS or elsewhere):
+                exact.append(_keys_unique(store, table, source, list(keys), rows))
             if rows <= STAGED_SAMPLE_ROWS:
                 staged[table] = store.query(f"SELECT * FROM {source}")
                 continue
@@ -1475,9 +1484,6 @@ def validate_input(store: StateStore, days: pl.Series | None = None) -> list[Che
                     f"USING SAMPLE reservoir({STAGED_SAMPLE_ROWS} ROWS) REPEATABLE (7)"
                 )
             staged[table] = store.query(sample)
-            keys = STAGED_KEYS.get(table)
-            if keys:
-                exact.append(_keys_unique(store, table, source, keys, rows))
     finally:
         if days is not None:
             store.con.unregister("_checked_days")
@@ -1500,22 +1506,35 @@ def _keys_unique(
     once do not fit in the state database's memory limit beside what the run already
     holds."""
     columns = ", ".join(keys)
+    params: list[object] = []
     if source == f"core.{table}" or CHECKED_BY_DATE.get(table) in keys:
         # Checked by a moment in their key (heartbeats by `ts`), equal keys share it, so
         # every row that could repeat a checked key is itself among the checked rows.
         checked = source
     else:
-        checked = f"core.{table} SEMI JOIN (SELECT {columns} FROM {source}) USING ({columns})"
+        # A row repeating a checked key lies within the checked keys' range, column by
+        # column: DuckDB then skips the row groups outside it (task ids grow with time). An
+        # hourly run's tasks on three years of history: 0.46 s, 0.01 s with the range.
+        bounds = store.con.execute(
+            f"SELECT {', '.join(f'min({k}), max({k})' for k in keys)} FROM {source}"
+        ).fetchone()
+        params = list(bounds or ())
+        within = " AND ".join(f"{k} BETWEEN ? AND ?" for k in keys)
+        checked = (
+            f"(SELECT {columns} FROM core.{table} WHERE {within}) "
+            f"SEMI JOIN (SELECT {columns} FROM {source}) USING ({columns})"
+        )
     hashed = f"SELECT {KEY_HASH.format(columns=columns)} AS _h, {columns} FROM {checked}"
     parts = max(1, -(-rows // KEY_CHECK_ROWS))
     repeated = 0
     for part in range(parts):
         where = f"WHERE _h % {parts} = {part} " if parts > 1 else ""
         hashes = f"SELECT _h FROM ({hashed}) {where}GROUP BY _h HAVING count(*) > 1"
-        if store.scalar(f"SELECT count(*) FROM ({hashes})"):
+        if store.scalar(f"SELECT count(*) FROM ({hashes})", params):
             repeated += store.scalar(
                 f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM ({hashed}) "
-                f"WHERE _h IN ({hashes}) GROUP BY {columns} HAVING count(*) > 1)"
+                f"WHERE _h IN ({hashes}) GROUP BY {columns} HAVING count(*) > 1)",
+                params * 2,
             )  # type: ignore[operator]
     return CheckResult(
         suite="staged",

@@ -255,6 +255,35 @@ def test_keys_that_share_a_hash_are_not_counted_as_repeated(
     assert not repeated.success and repeated.observed == "3 repeated keys in 103 rows"
 
 
+def test_a_checked_task_whose_id_repeats_on_an_unchecked_day_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A task's key (task_id) holds no moment: the checked days' ids are looked for in the
+    # whole table, where the other copy may lie on a day this run does not check.
+    from datetime import date
+
+    from flows import pipeline
+
+    store = StateStore(tmp_path / "state.duckdb")
+    monkeypatch.setattr(pipeline, "STAGED_SAMPLE_ROWS", 10)  # checked rows are sampled for GX
+    monkeypatch.setattr(pipeline, "validate_staged", lambda staged: [])
+    try:
+        # 100 tasks a day on 1 and 2 January (ids 1 to 200), and id 150 again on the 3rd.
+        store.con.execute(
+            "CREATE TABLE core.fct_task_runs AS SELECT i AS task_id, TIMESTAMP '2026-01-01' "
+            "+ INTERVAL ((i - 1) // 100) DAY + INTERVAL (i) MINUTE AS completed_at "
+            "FROM range(1, 201) AS r(i) UNION ALL SELECT 150, TIMESTAMP '2026-01-03'"
+        )
+        first, second, third = (
+            pipeline.validate_input(store, pl.Series([date(2026, 1, d)])) for d in (1, 2, 3)
+        )
+    finally:
+        store.close()
+    assert [c.observed for c in first] == ["0 repeated keys in 100 rows"]
+    assert [c.observed for c in second] == ["1 repeated keys in 100 rows"]
+    assert [c.observed for c in third] == ["1 repeated keys in 1 rows"]
+
+
 def test_a_run_started_by_a_larger_process_records_its_own_peak_memory() -> None:
     # Linux hands a child the resident size of its parent at the fork as ru_maxrss; a run
     # started by a big scheduler or benchmark process must not report that as its own.
