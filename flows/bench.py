@@ -323,8 +323,8 @@ READING = """## Reading these figures
   `build_marts`, the same code on the same data, took 17.2 s and then 23.6 s half an hour
   later. Compare figures taken together, one after the other (as the A/B timings in the
   issues' notes are), rather than with those of another day.
-- **Side by side.** `extract_database` and `extract_logs` run at the same time, and in an
-  incremental run so do `build_marts` and `validate_input`: their seconds overlap, and the
+- **Side by side.** `extract_database` and `extract_logs` run at the same time, and so do
+  `build_marts` and `validate_input`: their seconds overlap, and the
   run's own time (`run s`, **the run**) is what a user waits for, less Prefect's start-up.
 - **Hourly, with years of history.** The largest part of `extract_database` is the search
   for `agent_communications` rows changed since the last run: a scan of every row in SQLite,

@@ -8,7 +8,6 @@ refuses a second writer, which is what we want.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -183,8 +182,7 @@ class StateStore:
                 # connection that its own thread drives (`sibling`), beside Polars' and the
                 # source's threads: DuckDB's worker threads on top only took turns with
                 # them. One worker: a 91-day full run took 12% less CPU and 6% less time,
-                # a 3-year hourly run 0.4 s less CPU (interleaved runs, 2026-11-25). A
-                # stage that runs alone may ask for more (`workers`).
+                # a 3-year hourly run 0.4 s less CPU (interleaved runs, 2026-11-25).
                 "threads": STAGE_WORKERS,
             },
         )
@@ -198,17 +196,6 @@ class StateStore:
     def checkpoint(self) -> None:
         """Write what the WAL holds into the database file."""
         self.con.execute("CHECKPOINT")
-
-    @contextmanager
-    def workers(self, threads: int | None = None) -> Iterator[None]:
-        """Inside the block, DuckDB may use `threads` worker threads (by default one per
-        core) for this database, every connection to it: for a stage that runs alone, such
-        as a full run's input checks, whose exact key checks group whole tables."""
-        self.con.execute(f"SET threads = {int(threads or os.cpu_count() or 1)}")
-        try:
-            yield
-        finally:
-            self.con.execute(f"SET threads = {STAGE_WORKERS}")
 
     @contextmanager
     def sibling(self) -> Iterator[StateStore]:

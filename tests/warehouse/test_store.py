@@ -6,10 +6,9 @@ from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
-import pytest
 
 from transforms import core
-from warehouse.store import STAGE_WORKERS, StateStore, changed_rows
+from warehouse.store import StateStore, changed_rows
 
 AT_TEN = datetime(2026, 11, 23, 10)
 
@@ -157,22 +156,3 @@ def test_changed_rows_are_those_that_differ_in_any_column_nulls_equal() -> None:
     stale, added = changed_rows(before, after, ["k"])
     assert sorted(stale["k"].to_list()) == [1, 4]
     assert added.sort("k").rows() == [(1, 1.5), (5, 5.0)]
-
-
-def test_a_stage_alone_gets_more_duckdb_workers_and_gives_them_back(tmp_path: Path) -> None:
-    store = StateStore(tmp_path / "state.duckdb")
-
-    def workers() -> int:
-        with store.sibling() as other:  # the setting is the database's, for every connection
-            return int(other.scalar("SELECT current_setting('threads')"))  # type: ignore[arg-type]
-
-    try:
-        assert workers() == STAGE_WORKERS == 1
-        with store.workers(2):
-            assert workers() == 2
-        assert workers() == STAGE_WORKERS
-        with pytest.raises(RuntimeError), store.workers(2):
-            raise RuntimeError("a failing stage")
-        assert workers() == STAGE_WORKERS
-    finally:
-        store.close()
