@@ -609,7 +609,7 @@ def read_new_log_lines(
     before (or repeats a file earlier in this read) is not decoded: its entry names the file
     it copies (`copy_of`) and counts its lines."""
     known: dict[str, str] = {}
-    batch: list[tuple[str, bytes]] = []
+    batch: list[LogText] = []
     entries: list[tuple[str, int, str, int, str | None]] = []
     size = 0
     groups = read_ahead_groups(logs_dir, files)
@@ -619,7 +619,7 @@ def read_new_log_lines(
         if copy_of is not None:
             continue
         known[digest] = log_file.path
-        batch.append((log_file.path, data))
+        batch.append((log_file.path, data, lines))
         size += len(data)
         if size >= BATCH_BYTES:
             yield (
@@ -800,7 +800,11 @@ class _Failure:
     error: BaseException
 
 
-def _decode_batch(batch: list[tuple[str, bytes]]) -> pl.DataFrame:
+# A file to decode: its name, its text (ending with a newline) and its number of lines.
+LogText = tuple[str, bytes, int]
+
+
+def _decode_batch(batch: list[LogText]) -> pl.DataFrame:
     """Decode a batch of files. Fast path: one strict decode of the whole batch. Where that
     fails, chunks of CHUNK_FILES files; a chunk the strict decoder refuses is decoded line
     by line. Each file is decoded at most three times, whatever the number of bad lines."""
@@ -813,12 +817,12 @@ def _decode_batch(batch: list[tuple[str, bytes]]) -> pl.DataFrame:
 CHUNK_FILES = 64
 
 
-def _chunks(batch: list[tuple[str, bytes]], size: int) -> Iterator[list[tuple[str, bytes]]]:
+def _chunks(batch: list[LogText], size: int) -> Iterator[list[LogText]]:
     for start in range(0, len(batch), size):
         yield batch[start : start + size]
 
 
-def _decode_or_split(batch: list[tuple[str, bytes]], chunk_files: int) -> Iterator[pl.DataFrame]:
+def _decode_or_split(batch: list[LogText], chunk_files: int) -> Iterator[pl.DataFrame]:
     decoded = _decode_strict(batch)
     if decoded is not None:
         yield decoded
@@ -831,21 +835,21 @@ def _decode_or_split(batch: list[tuple[str, bytes]], chunk_files: int) -> Iterat
             yield from _decode_or_split(chunk, chunk_files)
 
 
-def _decode_strict(batch: list[tuple[str, bytes]]) -> pl.DataFrame | None:
+def _decode_strict(batch: list[LogText]) -> pl.DataFrame | None:
     """The whole batch through Polars' strict NDJSON decoder, or None where it refuses."""
-    counts = np.fromiter((data.count(b"\n") for _, data in batch), dtype=np.int64, count=len(batch))
+    counts = np.fromiter((lines for _, _, lines in batch), dtype=np.int64, count=len(batch))
     total = int(counts.sum())
     if total == 0:
         return pl.DataFrame(schema=LOG_LINE_COLUMNS)
     try:
-        decoded = pl.read_ndjson(io.BytesIO(b"".join(d for _, d in batch)), schema=LOG_FIELDS)
+        decoded = pl.read_ndjson(io.BytesIO(b"".join(d for _, d, _ in batch)), schema=LOG_FIELDS)
     except (pl.exceptions.PolarsError, ValueError):
         return None
     if decoded.height != total:  # a blank line: let the line-by-line decoder name it
         return None
     file_index = np.repeat(np.arange(len(batch)), counts)
     starts = np.repeat(np.cumsum(counts) - counts, counts)
-    names = pl.Series("file", [name for name, _ in batch], dtype=pl.String)
+    names = pl.Series("file", [name for name, _, _ in batch], dtype=pl.String)
     return decoded.select(
         names.gather(file_index).alias("file"),
         pl.Series("line_no", np.arange(total) - starts + 1, dtype=pl.Int64),
@@ -858,11 +862,11 @@ _INT_FIELDS = frozenset(f for f, t in LOG_FIELDS.items() if t == pl.Int64)
 _FLOAT_FIELDS = frozenset(f for f, t in LOG_FIELDS.items() if t == pl.Float64)
 
 
-def _decode_lines(batch: list[tuple[str, bytes]]) -> pl.DataFrame:
+def _decode_lines(batch: list[LogText]) -> pl.DataFrame:
     """Decode files line by line (see `decode_log_lines`)."""
     return decode_log_lines(
         (name, line_no, line)
-        for name, data in batch
+        for name, data, _ in batch
         for line_no, line in enumerate(data.split(b"\n")[:-1], start=1)
     )
 

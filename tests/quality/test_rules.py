@@ -657,6 +657,6 @@ def test_a_log_line_that_is_not_utf8_is_not_json_and_the_lines_around_it_are_rea
 
     good = b'{"ts": "2026-11-01 00:00:00", "agent_id": "a", "event": "heartbeat"}\n'
     bad = b'{"ts": "2026-11-01 00:00:01", "agent_id": "a\xff", "event": "heartbeat"}\n'
-    decoded = extract._decode_batch([("f.jsonl", good + bad + good)])
+    decoded = extract._decode_batch([("f.jsonl", good + bad + good, 3)])
     assert decoded["parse_error"].to_list() == [None, "not_json", None]
     assert decoded["agent_id"].to_list() == ["a", None, "a"]
