@@ -591,6 +591,10 @@ def checksum(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+# A file to decode: its name, its text (ending with a newline) and its number of lines.
+LogText = tuple[str, bytes, int]
+
+
 def read_new_log_lines(
     logs_dir: Path,
     files: Iterable[LogFile],
@@ -798,10 +802,6 @@ _END = object()
 @dataclass(frozen=True)
 class _Failure:
     error: BaseException
-
-
-# A file to decode: its name, its text (ending with a newline) and its number of lines.
-LogText = tuple[str, bytes, int]
 
 
 def _decode_batch(batch: list[LogText]) -> pl.DataFrame:
