@@ -1439,7 +1439,7 @@ def validate_input(store: StateStore, days: pl.Series | None = None) -> list[Che
         for table in core.CORE_SCHEMAS:
             if not store.has_table("core", table):
                 continue
-            source = f"core.{table}"
+            whole = source = f"core.{table}"
             if days is not None and table in CHECKED_BY_DATE:
                 column = CHECKED_BY_DATE[table]
                 # The range lets DuckDB skip the row groups outside it (zone maps).
@@ -1449,24 +1449,22 @@ def validate_input(store: StateStore, days: pl.Series | None = None) -> list[Che
                     f"AND CAST({column} AS DATE) IN (SELECT day FROM _checked_days))"
                 )
             rows = store.scalar(f"SELECT count(*) FROM {source}")
-            if source != f"core.{table}" and rows == store.scalar(
-                f"SELECT count(*) FROM core.{table}"
-            ):
+            if source != whole and rows == store.scalar(f"SELECT count(*) FROM {whole}"):
                 # Every row is checked (a backfill of the whole history, say): as the whole
                 # table, sampled by rowid, with no join for its keys. A year's backfill took
                 # 42 s for these checks on one worker, a full run's 7 s.
-                source = f"core.{table}"
+                source = whole
             keys = STAGED_KEYS.get(table, ())
             # GX sees only the rows handed to it. Their keys are counted in DuckDB, against
             # the whole table, when that is more: a sample of a large table, or checked
             # days whose keys may repeat on other days (a task_id has no moment in it).
-            elsewhere = source != f"core.{table}" and CHECKED_BY_DATE.get(table) not in keys
+            elsewhere = source != whole and CHECKED_BY_DATE.get(table) not in keys
             if keys and (rows > STAGED_SAMPLE_ROWS or elsewhere):
                 exact.append(_keys_unique(store, table, source, list(keys), rows))
             if rows <= STAGED_SAMPLE_ROWS:
                 staged[table] = store.query(f"SELECT * FROM {source}")
                 continue
-            if source == f"core.{table}":
+            if source == whole:
                 # Every k-th row by rowid: spread over the whole table, the same rows every
                 # time, and a sixth of a reservoir sample's cost (no full read of every column).
                 step = -(-rows // STAGED_SAMPLE_ROWS)
