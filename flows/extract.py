@@ -95,6 +95,15 @@ LOG_FIELDS: dict[str, pl.DataType] = {
     "error_type": pl.String,
     "message": pl.String,
 }
+# Each event type's own fields; every event has ts, agent_id and event besides. A field of
+# another event type is one of the "unknown extra fields" the contract ignores: a value of
+# the wrong type there is NULL, not an error. An event of another type has only the three.
+EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "heartbeat": ("status", "task_queue", "message_queue", "current_task_type"),
+    "resource": ("cpu_pct", "memory_mb"),
+    "error": ("task_type", "error_type", "message"),
+}
+COMMON_FIELDS = ("ts", "agent_id", "event")
 LOG_LINE_COLUMNS: dict[str, pl.DataType] = {
     "file": pl.String,
     "line_no": pl.Int64,
@@ -847,6 +856,8 @@ def _decode_strict(batch: list[LogText]) -> pl.DataFrame | None:
         return None
     if decoded.height != total:  # a blank line: let the line-by-line decoder name it
         return None
+    if decoded.select(_MAYBE_NOT_TEXT.any()).item():
+        return None
     file_index = np.repeat(np.arange(len(batch)), counts)
     starts = np.repeat(np.cumsum(counts) - counts, counts)
     names = pl.Series("file", [name for name, _, _ in batch], dtype=pl.String)
@@ -856,6 +867,19 @@ def _decode_strict(batch: list[LogText]) -> pl.DataFrame | None:
         pl.lit(None, dtype=pl.String).alias("parse_error"),
         *LOG_FIELDS,
     )
+
+
+# Polars' decoder gives a JSON object, array or boolean in a text field as its text (`{"a":
+# 1}`, `true`), where the contract calls it a value of the wrong type. Such text (or the same
+# text given as a string) sends the batch to the line-by-line decoder, which tells them
+# apart.
+_MAYBE_NOT_TEXT = pl.any_horizontal(
+    pl.col(field).str.starts_with("{")
+    | pl.col(field).str.starts_with("[")
+    | pl.col(field).is_in(["true", "false"])
+    for field, kind in LOG_FIELDS.items()
+    if kind == pl.String
+)
 
 
 _INT_FIELDS = frozenset(f for f, t in LOG_FIELDS.items() if t == pl.Int64)
@@ -875,7 +899,8 @@ def decode_log_lines(lines: Iterable[tuple[str, int, bytes]]) -> pl.DataFrame:
     """Decode (file, line_no, text) lines one by one, typing each field as the strict decoder
     does: integers for the queues, finite numbers for cpu and memory, text (or a number's
     text) for the rest. A line that is not a JSON object is `not_json`; a field of another
-    type is NULL and the line is `wrong_type:<field>`."""
+    type is NULL and the line is `wrong_type:<field>`, if the field is one of the line's
+    event type (see EVENT_FIELDS)."""
     columns: dict[str, list[object]] = {name: [] for name in LOG_LINE_COLUMNS}
     files, line_nos, errors = columns["file"], columns["line_no"], columns["parse_error"]
     fields = [(name, columns[name]) for name in LOG_FIELDS]
@@ -891,12 +916,14 @@ def decode_log_lines(lines: Iterable[tuple[str, int, bytes]]) -> pl.DataFrame:
             for _, values in fields:
                 values.append(None)
             continue
+        kind = event.get("event")
+        checked = COMMON_FIELDS + (EVENT_FIELDS.get(kind, ()) if type(kind) is str else ())
         error = None
         for field, values in fields:
             value = event.get(field)
             if value is not None:
                 value, ok = _typed(field, value)
-                if not ok and error is None:
+                if not ok and error is None and field in checked:
                     error = f"wrong_type:{field}"
             values.append(value)
         errors.append(error)

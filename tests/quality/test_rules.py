@@ -660,3 +660,74 @@ def test_a_log_line_that_is_not_utf8_is_not_json_and_the_lines_around_it_are_rea
     decoded = extract._decode_batch([("f.jsonl", good + bad + good, 3)])
     assert decoded["parse_error"].to_list() == [None, "not_json", None]
     assert decoded["agent_id"].to_list() == ["a", None, "a"]
+
+
+def _decoded_both_ways(lines: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The lines decoded in one batch as a run reads them (the strict decoder first), and
+    line by line."""
+    from flows import extract
+
+    text = "".join(f"{line}\n" for line in lines).encode()
+    batch = extract._decode_batch([("f.jsonl", text, len(lines))])
+    by_line = extract.decode_log_lines(
+        ("f.jsonl", n, line.encode()) for n, line in enumerate(lines, start=1)
+    )
+    return batch, by_line
+
+
+LINE_START = '{"ts": "2026-11-01 00:00:00", "agent_id": "a1", '
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ('"event": "error", "task_type": {"nested": 1}', "wrong_type:task_type"),
+        ('"event": "error", "error_type": ["TimeoutError"]', "wrong_type:error_type"),
+        ('"event": "error", "message": true', "wrong_type:message"),
+        ('"event": "heartbeat", "status": false, "task_queue": 1, "message_queue": 0',
+         "wrong_type:status"),
+        ('"event": {"kind": "heartbeat"}', "wrong_type:event"),
+        # The same text as a string is text, of the right type.
+        ('"event": "error", "message": "true", "task_type": "{\\"nested\\": 1}"', None),
+    ],
+)  # fmt: skip
+def test_an_object_array_or_boolean_in_a_text_field_is_the_wrong_type_whoever_decodes_it(
+    fields: str, error: str | None
+) -> None:
+    # Polars' strict decoder would give such a value as its text: the line goes to the
+    # line-by-line decoder, alone in its batch as beside a line neither accepts.
+    line = LINE_START + fields + "}"
+    alone, by_line = _decoded_both_ways([line])
+    assert alone["parse_error"].to_list() == by_line["parse_error"].to_list() == [error]
+    with_bad, _ = _decoded_both_ways([line, "not json"])
+    assert with_bad["parse_error"].to_list() == [error, "not_json"]
+    if error is None:
+        assert alone["message"].to_list() == ["true"]
+        assert alone["task_type"].to_list() == ['{"nested": 1}']
+
+
+def test_fields_of_another_event_type_are_ignored_whatever_their_type() -> None:
+    # "Unknown extra fields are ignored": a field another event type has is one of them.
+    lines = [
+        LINE_START + '"event": "task_enqueued", "task_queue": "reports"}',
+        LINE_START + '"event": "error", "error_type": "OOM", "cpu_pct": "n/a"}',
+        LINE_START + '"event": "resource", "cpu_pct": 37.5, "memory_mb": 512.25, '
+        '"message_queue": "inbox", "status": {"a": 1}}',
+        LINE_START + '"event": "heartbeat", "status": "ok", "task_queue": 3, '
+        '"message_queue": 1, "cpu_pct": 3.0, "message": "hello"}',
+    ]
+    decoded, by_line = _decoded_both_ways(lines)
+    assert decoded["parse_error"].to_list() == [None] * 4
+    # A value of the wrong type is NULL; one of the right type is kept, and unused.
+    assert decoded["task_queue"].to_list() == [None, None, None, 3]
+    assert decoded["cpu_pct"].to_list() == [None, None, 37.5, 3.0]
+    assert decoded["message_queue"].to_list() == [None, None, None, 1]
+    assert decoded["status"].to_list() == [None, None, None, "ok"]
+    assert decoded["message"].to_list() == [None, None, None, "hello"]
+    assert decoded.equals(by_line)
+    # The strict decoder alone (the line of the right types) gives the same.
+    strict, _ = _decoded_both_ways(lines[3:])
+    assert strict.equals(by_line.slice(3).with_columns(line_no=pl.lit(1, pl.Int64)))
+    staged = stage_log_events(decoded.lazy()).collect()
+    _, rejected = split_by_rules(staged, log_event_rules(CTX))
+    assert rejected.is_empty()
