@@ -90,7 +90,18 @@ def _with_categorical_ids(facts: Facts) -> Facts:
 
 def seconds_between(later: pl.Expr, earlier: pl.Expr) -> pl.Expr:
     """`later - earlier` in seconds, as a float."""
-    return (later - earlier).dt.total_microseconds() / MICROSECONDS
+    return microseconds_between(later, earlier) / MICROSECONDS
+
+
+def microseconds_between(later: pl.Expr, earlier: pl.Expr) -> pl.Expr:
+    """`later - earlier` in whole microseconds."""
+    return (later - earlier).dt.total_microseconds()
+
+
+def mean_seconds(microseconds: pl.Expr) -> pl.Expr:
+    """The mean of whole microseconds, in seconds. Averaged before the division, so a mean of
+    exactly 2 s is 2.0, never 1.9999999999999998 (thresholds test such means exactly)."""
+    return microseconds.mean() / MICROSECONDS
 
 
 def ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
@@ -163,12 +174,14 @@ def _task_stats(tasks: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
 
 
 def _received_stats(received: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
-    response_s = pl.col("response_time_s")
+    response_us = pl.col("response_time_us")
     return received.group_by(keys).agg(
         pl.len().alias("messages_received"),
         pl.col("responded_at").is_not_null().sum().alias("messages_responded"),
-        response_s.mean().alias("response_time_avg_s"),
-        response_s.quantile(0.95, interpolation="linear").alias("response_time_p95_s"),
+        mean_seconds(response_us).alias("response_time_avg_s"),
+        (response_us.quantile(0.95, interpolation="linear") / MICROSECONDS).alias(
+            "response_time_p95_s"
+        ),
     )
 
 
@@ -187,7 +200,9 @@ def _received_messages(facts: Facts, periods: pl.LazyFrame) -> pl.LazyFrame:
             pl.col("receiver_agent_id").alias("agent_id"),
             "received_at",
             "responded_at",
-            seconds_between(pl.col("responded_at"), pl.col("received_at")).alias("response_time_s"),
+            microseconds_between(pl.col("responded_at"), pl.col("received_at")).alias(
+                "response_time_us"
+            ),
         ),
         "received_at",
         periods,
@@ -598,7 +613,7 @@ def department_kpis(
     active = _active_agents(_with_department(placed.active, facts.agents), keys)
     task_stats = _task_stats(tasks, keys).drop("exec_time_max_s")
     response_stats = received.group_by(keys).agg(
-        pl.col("response_time_s").mean().alias("response_time_avg_s")
+        mean_seconds(pl.col("response_time_us")).alias("response_time_avg_s")
     )
     business = _department_business(business_metrics, periods)
 
@@ -742,7 +757,7 @@ def system_kpis(
         *keys, "tasks_total", "tasks_succeeded", "tasks_failed", "success_rate", "exec_time_p95_s"
     )
     response_stats = received.group_by(keys).agg(
-        pl.col("response_time_s").mean().alias("response_time_avg_s")
+        mean_seconds(pl.col("response_time_us")).alias("response_time_avg_s")
     )
     status = pl.col("status")
     cross = pl.col("departments_involved") >= 2
@@ -1105,9 +1120,9 @@ def agent_health(facts: Facts, as_of_ts: datetime | None, params: KpiParams) -> 
         facts.messages.filter(in_window("received_at") & pl.col("responded_at").is_not_null())
         .group_by(pl.col("receiver_agent_id").alias("agent_id"))
         .agg(
-            seconds_between(pl.col("responded_at"), pl.col("received_at"))
-            .mean()
-            .alias("response_time_avg_24h_s")
+            mean_seconds(microseconds_between(pl.col("responded_at"), pl.col("received_at"))).alias(
+                "response_time_avg_24h_s"
+            )
         )
     )
     seconds_since = seconds_between(window_end, pl.col("last_heartbeat_at"))

@@ -81,7 +81,7 @@ messages_received_by_period AS (
         m.receiver_agent_id AS agent_id,
         a.department,
         m.responded_at IS NOT NULL AS is_responded,
-        (epoch_us(m.responded_at) - epoch_us(m.received_at)) / 1e6 AS response_time_s
+        epoch_us(m.responded_at) - epoch_us(m.received_at) AS response_time_us
     FROM core.fct_messages AS m
     JOIN core.dim_agents AS a ON a.agent_id = m.receiver_agent_id
     CROSS JOIN grains AS g
@@ -294,10 +294,12 @@ agent_uptime AS (
         s.agent_id,
         greatest(s.scope_end_us - s.scope_start_us, 0) / 1e6 AS scope_s,
         -- the FILTER matters: DuckDB's least/greatest skip NULLs, so without it a scope with
-        -- no island would count as fully covered
-        coalesce(sum(
-            least(i.island_end_us, s.scope_end_us) - greatest(i.island_start_us, s.scope_start_us)
-        ) FILTER (WHERE i.agent_id IS NOT NULL), 0) / 1e6 AS covered_s
+        -- no island would count as fully covered; an empty scope (deployed after as_of)
+        -- overlaps nothing, whatever islands span it
+        coalesce(sum(greatest(
+            least(i.island_end_us, s.scope_end_us) - greatest(i.island_start_us, s.scope_start_us),
+            0
+        )) FILTER (WHERE i.agent_id IS NOT NULL), 0) / 1e6 AS covered_s
     FROM uptime_scopes AS s
     LEFT JOIN heartbeat_islands AS i
         ON i.agent_id = s.agent_id
@@ -346,9 +348,10 @@ agent_messages_received AS (
         agent_id,
         count(*) AS messages_received,
         count(*) FILTER (WHERE is_responded) AS messages_responded,
-        -- response_time_s is NULL for unanswered messages: avg/quantile skip them
-        avg(response_time_s) AS response_time_avg_s,
-        quantile_cont(response_time_s, 0.95) AS response_time_p95_s
+        -- response_time_us is NULL for unanswered messages: avg/quantile skip them;
+        -- whole microseconds are averaged before the division (exact at 2 s and 5 s)
+        avg(response_time_us) / 1e6 AS response_time_avg_s,
+        quantile_cont(response_time_us, 0.95) / 1e6 AS response_time_p95_s
     FROM messages_received_by_period
     GROUP BY period, period_start, agent_id
 ),
@@ -565,7 +568,7 @@ department_tasks AS (
     GROUP BY period, period_start, department
 ),
 department_responses AS (
-    SELECT period, period_start, department, avg(response_time_s) AS response_time_avg_s
+    SELECT period, period_start, department, avg(response_time_us) / 1e6 AS response_time_avg_s
     FROM messages_received_by_period
     GROUP BY period, period_start, department
 ),
@@ -635,7 +638,9 @@ department_kpis_facts AS (
         coalesce(b.insights_generated, 0) AS insights_generated,
         coalesce(b.content_published, 0) AS content_published,
         coalesce(b.conversions, 0) / NULLIF(coalesce(b.leads_generated, 0), 0) AS conversion_rate,
-        b.predictions_correct / NULLIF(b.predictions_total, 0) AS prediction_accuracy,
+        -- sums over nothing are 0: no predictions_correct figure is 0 correct
+        coalesce(b.predictions_correct, 0) / NULLIF(coalesce(b.predictions_total, 0), 0)
+            AS prediction_accuracy,
         b.seo_score_avg,
         b.engagement_rate_avg
     FROM department_periods AS dp
@@ -710,7 +715,7 @@ system_tasks AS (
     GROUP BY period, period_start
 ),
 system_responses AS (
-    SELECT period, period_start, avg(response_time_s) AS response_time_avg_s
+    SELECT period, period_start, avg(response_time_us) / 1e6 AS response_time_avg_s
     FROM messages_received_by_period
     GROUP BY period, period_start
 ),
@@ -1009,7 +1014,7 @@ tasks_24h AS (
 responses_24h AS (
     SELECT
         m.receiver_agent_id AS agent_id,
-        avg((epoch_us(m.responded_at) - epoch_us(m.received_at)) / 1e6)
+        avg(epoch_us(m.responded_at) - epoch_us(m.received_at)) / 1e6
             AS response_time_avg_24h_s
     FROM core.fct_messages AS m
     CROSS JOIN warehouse_as_of AS o

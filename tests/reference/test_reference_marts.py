@@ -1006,3 +1006,63 @@ def test_empty_warehouse_gives_empty_marts_with_the_contract_columns() -> None:
         "departments_involved",
         "is_cross_department",
     ]
+
+
+def test_prediction_accuracy_over_no_correct_figure_is_zero_and_over_no_total_null() -> None:
+    # "Counts and sums over nothing are 0": 0 correct of 50 is 0.0; 0 of 0 is NULL.
+    con = core_db(
+        dim_agents=[agent("f1", "finance", D(2026, 11, 1)), agent("o1", "ops", D(2026, 11, 1))],
+        fct_heartbeats=[beat("f1", D(2026, 11, 23, 10, 0, 0))],  # as_of
+        fct_business_metrics=[metric(date(2026, 11, 23), "finance", "predictions_total", 50.0)],
+    )
+    departments = reference_marts(con)["department_kpis"].filter(pl.col("period") == "day")
+    day = date(2026, 11, 23)
+    assert one(departments, period_start=day, department="finance")["prediction_accuracy"] == 0.0
+    assert one(departments, period_start=day, department="ops")["prediction_accuracy"] is None
+
+
+def test_an_agent_deployed_after_as_of_has_no_uptime_whatever_heartbeat_spans_it() -> None:
+    # `late` is deployed at 10:00:30; as_of is 10:00:00 (a0's heartbeat). Its scope, from its
+    # deployment to as_of, is empty: nothing is covered, though its own heartbeat at 09:59:59
+    # spans [09:59:59, 10:00:59).
+    con = core_db(
+        dim_agents=[
+            agent("a0", "finance", D(2026, 11, 1)),
+            agent("late", "finance", D(2026, 11, 23, 10, 0, 30), hourly_cost_usd=3600.0),
+        ],
+        fct_heartbeats=[beat("late", D(2026, 11, 23, 9, 59, 59)), beat("a0", D(2026, 11, 23, 10))],
+        fct_business_metrics=[metric(date(2026, 11, 23), "finance", "revenue_usd", 1.0)],
+    )
+    marts = reference_marts(con)
+    agents = marts["agent_kpis"].filter(pl.col("period") == "day")
+    late = one(agents, period_start=date(2026, 11, 23), agent_id="late")
+    assert (late["uptime_hours"], late["operating_cost_usd"]) == (0.0, 0.0)
+    costs = marts["business_value"].filter(pl.col("date") == date(2026, 11, 23))
+    # a0's heartbeat is at as_of (covers nothing), so the day cost nothing (not -30 USD)
+    assert costs["operating_cost_usd"].to_list() == [0.0]
+
+
+def test_a_mean_response_time_of_exactly_2_seconds_is_2() -> None:
+    # 0.010 + 4.044 + 1.946 = 6.000 s over 3: averaged as float seconds, 1.9999999999999998
+    # (green); averaged in whole microseconds, 2.0 (not green: yellow).
+    received = D(2026, 6, 1, 10, 0, 0)
+    con = core_db(
+        dim_agents=[agent("h", "ops", D(2026, 6, 1)), agent("quiet", "ops", D(2026, 6, 1))],
+        fct_messages=[
+            message(
+                f"r{n}",
+                "quiet",
+                "h",
+                received,
+                received,
+                received + timedelta(seconds=s),
+                "delivered",
+            )
+            for n, s in enumerate([0.010, 4.044, 1.946])
+        ],
+    )
+    marts = reference_marts(con)
+    row = one(marts["agent_kpis"].filter(pl.col("period") == "day"), agent_id="h")
+    assert (row["response_time_avg_s"], row["health_status"]) == (2.0, "yellow")
+    health = one(marts["agent_health"], agent_id="h")
+    assert health["response_time_avg_24h_s"] == 2.0

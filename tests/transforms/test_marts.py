@@ -700,6 +700,42 @@ def test_agent_health_status_on_response_time_alone() -> None:
     assert r["health_status"] == "red"
 
 
+@pytest.mark.parametrize(
+    ("response_ms", "mean_s", "status", "alert"),
+    [
+        # Means of exactly 2 s and 5 s that averaging float seconds puts on either side of
+        # the threshold (1.9999999999999998, 5.000000000000001).
+        ([10, 4044, 1946], 2.0, "yellow", []),  # not green: r < 2 is not met
+        ([658, 4429, 913], 2.0, "yellow", []),  # no warning: r > 2 is not met
+        ([10983, 3111, 906], 5.0, "yellow", ["warning"]),
+        ([1570, 4559, 8871], 5.0, "yellow", ["warning"]),  # not red, not critical
+    ],
+)
+def test_a_mean_response_time_of_exactly_2_or_5_seconds_is_exact_at_every_grain(
+    response_ms: list[int], mean_s: float, status: str, alert: list[str]
+) -> None:
+    received = [AS_OF - timedelta(hours=n + 1) for n in range(len(response_ms))]
+    f = facts(
+        [agent("a1")],
+        messages=[
+            responded("a1", at, ms / 1000) for at, ms in zip(received, response_ms, strict=True)
+        ],
+    )
+    r = one(run_agent_kpis(f, NOV23, NOV23, AS_OF), **day(NOV23, agent_id="a1"))
+    assert (r["response_time_avg_s"], r["health_status"]) == (mean_s, status)
+    rows = run_agent_kpis(f, NOV23, NOV23, AS_OF).lazy()
+    assert alerts(rows, PARAMS).collect()["level"].to_list() == alert
+    department = one(
+        run_department_kpis(f, NOV23, NOV23, AS_OF), **day(NOV23, department="finance")
+    )
+    assert department["response_time_avg_s"] == mean_s
+    assert (
+        one(run_system_kpis(f, NOV23, NOV23, AS_OF), period="day")["response_time_avg_s"] == mean_s
+    )
+    health = one(agent_health(f, AS_OF, PARAMS).collect(), agent_id="a1")
+    assert (health["response_time_avg_24h_s"], health["health_status"]) == (mean_s, status)
+
+
 # ---------------------------------------------------------------------------------------------
 # Alerts
 
