@@ -185,6 +185,7 @@ def _add_run_history(out: Path, runs: int) -> None:
                 moved = {
                     "run_id": "'past-' || n || '-' || run_id",
                     "validated_at": "validated_at - to_hours(n + 1)",
+                    "recorded_at": "recorded_at - to_hours(n + 1)",
                 }
                 copied = ", ".join(moved.get(c, f'"{c}"') for c in columns)
                 con.execute(
@@ -349,7 +350,8 @@ READING = """## Reading these figures
 - **Run records.** Every hourly run adds a few hundred rows of check results and stage
   times. The hourly runs above start from a warehouse holding those of every hour of their
   history; a new published file starts as a copy of the last one and adds only the new rows,
-  looked for from a day before the latest one it holds.
+  looked for from a day before the latest one it holds (check results by `validated_at`,
+  stage times by `recorded_at`).
 - **What stays per run.** Great Expectations costs about 4 ms of one core per expectation,
   whatever the rows (half of what GX alone spends: its configurations and metric ids are
   built once per validation), and a run has about 330 (the input's and the marts'); the

@@ -40,7 +40,7 @@ GROWING_OPS = {"ops.validation_results": ["run_id"], "ops.stage_timings": ["run_
 # And the moment a row of theirs was recorded, where they have one. Every row recorded before
 # the published file was written is in it, so only rows recorded since its latest one (less a
 # margin for the clock being set back) need looking for: the years before are not scanned.
-RECORDED_AT = {"ops.validation_results": "validated_at"}
+RECORDED_AT = {"ops.validation_results": "validated_at", "ops.stage_timings": "recorded_at"}
 CLOCK_SET_BACK_MARGIN = timedelta(days=1)
 PUBLISHED_OPS = {
     "ops.pipeline_runs": "SELECT * FROM ops.pipeline_runs",

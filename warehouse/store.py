@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -95,8 +95,11 @@ CREATE TABLE IF NOT EXISTS ops.stage_timings (
     stage VARCHAR NOT NULL,
     seconds DOUBLE NOT NULL,
     rows BIGINT,
-    peak_rss_mb DOUBLE
+    peak_rss_mb DOUBLE,
+    recorded_at TIMESTAMP
 );
+-- (a state written before this column existed gains it: NULL for its rows)
+ALTER TABLE ops.stage_timings ADD COLUMN IF NOT EXISTS recorded_at TIMESTAMP;
 
 CREATE TABLE IF NOT EXISTS ops.validation_results (
     run_id VARCHAR NOT NULL,
@@ -434,11 +437,15 @@ class StateStore:
         """Write a run's per-source records (ops.pipeline_runs)."""
         insert_frame(self.con, "ops.pipeline_runs", rows)
 
-    def record_timings(self, rows: pl.DataFrame) -> None:
-        """Write a run's stage timings (ops.stage_timings)."""
+    def record_timings(self, rows: pl.DataFrame, at: datetime | None = None) -> None:
+        """Write a run's stage timings (ops.stage_timings), recorded `at` (by default now,
+        UTC): publication looks for the rows recorded since it last published."""
         if rows.is_empty():
             return
-        insert_frame(self.con, "ops.stage_timings", rows)
+        recorded_at = pl.lit(at or datetime.now(UTC).replace(tzinfo=None), pl.Datetime("us"))
+        insert_frame(
+            self.con, "ops.stage_timings", rows.with_columns(recorded_at.alias("recorded_at"))
+        )
 
     def record_validation(self, rows: pl.DataFrame) -> None:
         """Keep every validation result (ops.validation_results)."""

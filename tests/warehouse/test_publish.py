@@ -32,15 +32,21 @@ def _state(tmp_path: Path) -> StateStore:
 def _run(store: StateStore, target: Path, run_id: str, carry_over: bool, at: datetime = AT) -> None:
     """What a run records and publishes: its checks, its stage times, then the new file."""
     _record_checks(store, run_id, at)
-    timings = pl.DataFrame(
-        {"run_id": [run_id] * 2, "stage": ["build_marts", "validate_output"], "seconds": [1.0, 2.0]}
-    )
-    store.record_timings(timings)
+    _record_timings(store, run_id, at)
     write_marts(target, run_id, empty_marts(), carry_over=carry_over)
     publish(store, target, run_id)
     # The publish stage's own time is recorded after the file was swapped in: the next
     # publication carries it.
-    store.record_timings(pl.DataFrame({"run_id": [run_id], "stage": ["publish"], "seconds": [0.1]}))
+    store.record_timings(
+        pl.DataFrame({"run_id": [run_id], "stage": ["publish"], "seconds": [0.1]}), at=at
+    )
+
+
+def _record_timings(store: StateStore, run_id: str, at: datetime) -> None:
+    timings = pl.DataFrame(
+        {"run_id": [run_id] * 2, "stage": ["build_marts", "validate_output"], "seconds": [1.0, 2.0]}
+    )
+    store.record_timings(timings, at=at)
 
 
 def _record_checks(store: StateStore, run_id: str, at: datetime) -> None:
@@ -110,8 +116,18 @@ def _published_around(
     _run(store, target, "r1", True, at=AT)
     for run_id, at in unpublished.items():
         _record_checks(store, run_id, at)
+        _record_timings(store, run_id, at)
     _run(store, target, next_run[0], True, at=next_run[1])
-    return store, _published_checks(target)
+    published = duckdb.connect(str(target), read_only=True)
+    try:  # the stage times follow the same rule as the checks
+        timed = {
+            row[0] for row in published.execute("SELECT run_id FROM ops.stage_timings").fetchall()
+        }
+    finally:
+        published.close()
+    checks = _published_checks(target)
+    assert timed == {row[0] for row in checks}
+    return store, checks
 
 
 def test_checks_of_a_failed_run_are_published_by_the_next_run_that_succeeds(

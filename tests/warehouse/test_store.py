@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -156,3 +156,25 @@ def test_changed_rows_are_those_that_differ_in_any_column_nulls_equal() -> None:
     stale, added = changed_rows(before, after, ["k"])
     assert sorted(stale["k"].to_list()) == [1, 4]
     assert added.sort("k").rows() == [(1, 1.5), (5, 5.0)]
+
+
+def test_stage_timings_are_stamped_and_a_state_from_before_the_stamp_gains_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.duckdb"
+    store = StateStore(path)
+    store.con.execute("ALTER TABLE ops.stage_timings DROP COLUMN recorded_at")
+    store.con.execute("INSERT INTO ops.stage_timings VALUES ('old', 'publish', 0.1, NULL, NULL)")
+    store.close()
+    store = StateStore(path)  # as a version without recorded_at left it
+    store.record_timings(pl.DataFrame({"run_id": ["r1"], "stage": ["publish"], "seconds": [0.2]}))
+    store.record_timings(
+        pl.DataFrame({"run_id": ["r2"], "stage": ["publish"], "seconds": [0.3]}), at=AT_TEN
+    )
+    rows = store.con.execute(
+        "SELECT run_id, recorded_at FROM ops.stage_timings ORDER BY run_id"
+    ).fetchall()
+    assert [(run, at is None) for run, at in rows] == [("old", True), ("r1", False), ("r2", False)]
+    assert rows[2][1] == AT_TEN
+    now = datetime.now(UTC).replace(tzinfo=None)
+    assert abs((now - rows[1][1]).total_seconds()) < 3600  # now, in UTC
