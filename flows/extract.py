@@ -898,9 +898,9 @@ def _decode_lines(batch: list[LogText]) -> pl.DataFrame:
 def decode_log_lines(lines: Iterable[tuple[str, int, bytes]]) -> pl.DataFrame:
     """Decode (file, line_no, text) lines one by one, typing each field as the strict decoder
     does: integers for the queues, finite numbers for cpu and memory, text (or a number's
-    text) for the rest. A line that is not a JSON object is `not_json`; a field of another
-    type is NULL and the line is `wrong_type:<field>`, if the field is one of the line's
-    event type (see EVENT_FIELDS)."""
+    text) for the rest. A line that is not a JSON object is `not_json`. A value of the wrong
+    type is NULL, and makes the line `wrong_type:<field>` where the field is one of its event
+    type's (see EVENT_FIELDS)."""
     columns: dict[str, list[object]] = {name: [] for name in LOG_LINE_COLUMNS}
     files, line_nos, errors = columns["file"], columns["line_no"], columns["parse_error"]
     fields = [(name, columns[name]) for name in LOG_FIELDS]

@@ -199,11 +199,13 @@ def _split_db(
 @dataclass
 class Touched:
     """What a run changed in core: the dates whose periods must be recomputed, or
-    `everything` (a full refresh, a changed registry)."""
+    `everything` (a full refresh, a changed registry); `business` when business figures or
+    targets changed (business_value is then recomputed, whatever dates they have)."""
 
     days: list[pl.DataFrame] = field(default_factory=list)
     everything: bool = False
     onward_from: date | None = None
+    business: bool = False
 
     def add(self, frame: pl.DataFrame, moments: list[str], reach_s: float = 0.0) -> None:
         """Note the dates of these rows' moments (see `periods.days_touched`)."""
@@ -235,12 +237,17 @@ class Touched:
             rows.append(("onward", self.onward_from))
         if self.everything:
             rows.append(("everything", None))
+        if self.business:
+            rows.append(("business", None))
         return pl.DataFrame(rows, schema={"kind": pl.String, "day": pl.Date}, orient="row")
 
     @classmethod
     def from_frame(cls, frame: pl.DataFrame) -> Touched:
         """The union of what ops.touched_days holds."""
-        touched = cls(everything=bool((frame["kind"] == "everything").any()))
+        touched = cls(
+            everything=bool((frame["kind"] == "everything").any()),
+            business=bool((frame["kind"] == "business").any()),
+        )
         days = frame.filter(pl.col("kind") == "day").select("day")
         if days.height:
             touched.days.append(days)
@@ -323,7 +330,9 @@ def extract_registry(
             # that fill them run side by side.
             for table in DB_CORE_TABLES + EVENT_CORE_TABLES:
                 _ensure_core(store, table, full)
-            agents, changed = _extract_registry(con, store, run_started_at, account)
+            agents, changed, targets_changed = _extract_registry(
+                con, store, run_started_at, account
+            )
             if changed and not full:
                 # An agent moved: its tasks take the registry's department, everywhere.
                 store.con.execute(
@@ -331,7 +340,9 @@ def extract_registry(
                     "FROM core.dim_agents a WHERE t.agent_id = a.agent_id "
                     "AND t.department IS DISTINCT FROM a.department"
                 )
-            store.add_touched(Touched(everything=full or changed).to_frame())
+            store.add_touched(
+                Touched(everything=full or changed, business=targets_changed).to_frame()
+            )
             if changed and not full:
                 ctx = rules.RuleContext(run_started_at, agents["agent_id"])
                 _release_held(store, settings, ctx, agents, counts, run_id)
@@ -397,9 +408,9 @@ DB_CORE_TABLES = [
 ]
 
 
-def _extract_registry(con, store, run_started_at, account) -> tuple[pl.DataFrame, bool]:  # type: ignore[no-untyped-def]
-    """agents and business_targets, read whole; returns the registry and whether it changed
-    since the last run (which changes every period)."""
+def _extract_registry(con, store, run_started_at, account) -> tuple[pl.DataFrame, bool, bool]:  # type: ignore[no-untyped-def]
+    """agents and business_targets, read whole; returns the registry, whether it changed
+    since the last run (which changes every period) and whether the targets did."""
     raw_agents = extract.read_table(con, "agents")
     no_agents = rules.RuleContext(run_started_at, pl.Series(dtype=pl.String))
     valid, bad = _split_db(
@@ -431,10 +442,13 @@ def _extract_registry(con, store, run_started_at, account) -> tuple[pl.DataFrame
     )
     store.clear_rejected(["business_targets"])
     account("business_targets", raw_targets.height, valid.height, bad)
-    store.replace_table(
-        "core", "dim_business_targets", core.business_targets(valid.lazy()).collect()
-    )
-    return agents, changed
+    targets = core.business_targets(valid.lazy()).collect().sort(pl.all())
+    targets_changed = False
+    if store.has_table("core", "dim_business_targets"):
+        before_targets = store.query("SELECT * FROM core.dim_business_targets").sort(pl.all())
+        targets_changed = not before_targets.equals(targets)
+    store.replace_table("core", "dim_business_targets", targets)
+    return agents, changed, targets_changed
 
 
 def _release_held(store, settings, ctx, agents, counts, run_id) -> None:  # type: ignore[no-untyped-def]
@@ -443,13 +457,9 @@ def _release_held(store, settings, ctx, agents, counts, run_id) -> None:  # type
     first time, so the marts equal those of a run that knew the agent from the start. What
     still breaks a rule goes back to the quarantine. Inside the registry's transaction, so
     that a run stopped after it cannot miss them."""
-    held = store.query(
-        "SELECT source, location, raw_payload FROM quarantine.rejected_rows "
-        "WHERE rule = 'unknown_agent'"
-    )
+    held = store.release_rejected("unknown_agent")
     if held.is_empty():
         return
-    store.con.execute("DELETE FROM quarantine.rejected_rows WHERE rule = 'unknown_agent'")
     for table in ["fct_task_runs", "fct_workflow_runs", "fct_messages", *EVENT_CORE_TABLES]:
         _ensure_core(store, table, full=False)
     touched = Touched()
@@ -686,6 +696,7 @@ def _load_metrics(con, store, ctx, account, run_id) -> None:  # type: ignore[no-
     touched.add(
         versions.with_columns(pl.col("metric_date").cast(pl.Datetime("us"))), ["metric_date"]
     )
+    touched.business = versions.height > 0
     all_versions = store.query("SELECT * FROM core.fct_business_metric_versions")
     store.replace_table(
         "core", "fct_business_metrics", core.resolve_restatements(all_versions.lazy()).collect()
@@ -1008,8 +1019,10 @@ def requested_periods(
             *[pl.date_range(lo, hi, eager=True).rename("day") for lo, hi in spans],
         ]
     )
-    days = days.filter((days >= first) & (days <= last))
-    return periods_containing(days)
+    # A date after the last one (a business figure for a day without activity yet) still
+    # changes the week and the month it falls in, if they start by the last date.
+    periods = periods_containing(days.filter(days >= first))
+    return periods.filter(pl.col("period_start") <= last)
 
 
 def build_marts(
@@ -1036,7 +1049,7 @@ def build_marts(
     requested = requested_periods(touched, first, last, before, before_as_of, as_of_ts)
     if requested is None:
         requested, before = periods_overlapping(first, last), {}
-    elif requested.is_empty() and all(name in before for name in MART_NAMES):
+    elif requested.is_empty() and not touched.business and all(n in before for n in MART_NAMES):
         return {name: before[name] for name in MART_NAMES}  # nothing changed
     business = store.query("SELECT * FROM core.fct_business_metrics").lazy()
     parts: dict[str, list[pl.DataFrame]] = {}
@@ -1313,6 +1326,7 @@ def run_pipeline(
             and not touched.everything
             and not touched.days
             and touched.onward_from is None
+            and not touched.business
             and as_of == before_as_of
         )
 

@@ -48,6 +48,7 @@ PUBLISHED_OPS = {
     "ops.stage_timings": "SELECT * FROM ops.stage_timings",
     "quarantine.rejected_rows": "SELECT * FROM quarantine.rejected_rows",
 }
+QUARANTINE = "quarantine.rejected_rows"
 # The newest data loaded from each source, for the summaries' "late sources"
 # (ops.source_freshness): source, core table, moment.
 FRESHNESS_MOMENTS = [
@@ -118,9 +119,16 @@ def publish(store: StateStore, target: Path, run_id: str) -> Path:
     try:
         con.execute("CREATE SCHEMA IF NOT EXISTS pub.ops")
         con.execute("CREATE SCHEMA IF NOT EXISTS pub.quarantine")
+        changed = store.quarantine_changed()
         for table, sql in PUBLISHED_OPS.items():
             keys = GROWING_OPS.get(table)
-            if keys and _columns(con, f"pub.{table}") == _columns(con, table):
+            same_shape = _columns(con, f"pub.{table}") == _columns(con, table)
+            if table == QUARANTINE and same_shape and changed is not None:
+                _update_quarantine(con, changed)
+                if _counts_by_source(con, f"pub.{table}") != _counts_by_source(con, table):
+                    # Not the file the state last published (one restored from a backup, say).
+                    con.execute(f"CREATE OR REPLACE TABLE pub.{table} AS {sql}")
+            elif keys and same_shape:
                 # Against the distinct keys published (one per run, not millions of rows).
                 on = ", ".join(keys)
                 since = _recorded_since(con, table)
@@ -139,7 +147,33 @@ def publish(store: StateStore, target: Path, run_id: str) -> Path:
     _fsync(staging)
     os.replace(staging, target)
     _fsync(target.parent)
+    # Only now: a run stopped before the swap leaves them noted for the next publication.
+    store.quarantine_published()
     return target
+
+
+def _update_quarantine(con: duckdb.DuckDBPyConnection, changed: list[str]) -> None:
+    """Bring the new file's copy of the quarantine up to date: of each source, the rows of
+    the runs it does not hold yet (a run's rows are all added before its file is published);
+    the rows of the `changed` sources (some of theirs went, see StateStore.clear_rejected)
+    copied whole."""
+    table = QUARANTINE
+    marks = ", ".join("?" for _ in changed)
+    unchanged = f"s.source NOT IN ({marks})" if changed else "TRUE"
+    con.execute(
+        f"INSERT INTO pub.{table} SELECT s.* FROM {table} AS s WHERE {unchanged} AND NOT EXISTS "
+        f"(SELECT 1 FROM pub.{table} AS p WHERE p.source = s.source AND p.run_id = s.run_id)",
+        changed,
+    )
+    if changed:
+        con.execute(f"DELETE FROM pub.{table} WHERE source IN ({marks})", changed)
+        con.execute(
+            f"INSERT INTO pub.{table} SELECT * FROM {table} WHERE source IN ({marks})", changed
+        )
+
+
+def _counts_by_source(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, int]:
+    return dict(con.execute(f"SELECT source, count(*) FROM {table} GROUP BY source").fetchall())
 
 
 def _recorded_since(con: duckdb.DuckDBPyConnection, table: str) -> str:

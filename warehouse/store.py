@@ -87,8 +87,9 @@ CREATE TABLE IF NOT EXISTS ops.touched_days (
 );
 COMMENT ON TABLE ops.touched_days IS
     'dates whose periods core changes have touched since the marts were last published '
-    '(kind day), the first date of a change that touches every later period (onward), or '
-    'everything; emptied when the marts are published';
+    '(kind day), the first date of a change that touches every later period (onward), '
+    'everything, or changed business figures or targets (business); emptied when the marts '
+    'are published';
 
 CREATE TABLE IF NOT EXISTS ops.stage_timings (
     run_id VARCHAR NOT NULL,
@@ -145,6 +146,13 @@ CREATE TABLE IF NOT EXISTS quarantine.rejected_rows (
 );
 COMMENT ON TABLE quarantine.rejected_rows IS
     'bad input: one row per rejected row or log line, with the rule it broke and its raw payload';
+
+CREATE TABLE IF NOT EXISTS ops.quarantine_changed (
+    source VARCHAR
+);
+COMMENT ON TABLE ops.quarantine_changed IS
+    'sources some of whose quarantined rows went since the file was last published (NULL: '
+    'every source); publication copies their rows whole, and only the new rows of the others';
 """
 
 QUARANTINE_COLUMNS = {
@@ -413,25 +421,59 @@ class StateStore:
         )
         insert_frame(self.con, "quarantine.rejected_rows", frame)
 
+    # Every quarantined row that goes, goes through these methods: they note its source in
+    # ops.quarantine_changed (in the caller's transaction), for publication.
+
     def clear_rejected(self, sources: list[str] | None = None) -> None:
         """Forget the quarantined rows of the given sources, or of all (a full refresh
         re-reads them)."""
         if sources is None:
-            self.con.execute("DELETE FROM quarantine.rejected_rows")
+            self._forget_rejected("TRUE", [], None)
             return
         for source in sources:
-            self.con.execute("DELETE FROM quarantine.rejected_rows WHERE source = ?", [source])
+            self._forget_rejected("source = ?", [source], source)
 
     def forget_rejected(self, source: str, locations: pl.Series) -> None:
         """Drop quarantined rows of a source at the given locations (rows read again)."""
         if locations.is_empty():
             return
         with registered(self.con, "_locations", locations.rename("location").to_frame()):
-            self.con.execute(
-                "DELETE FROM quarantine.rejected_rows WHERE source = ? "
-                "AND location IN (SELECT location FROM _locations)",
-                [source],
+            self._forget_rejected(
+                "source = ? AND location IN (SELECT location FROM _locations)", [source], source
             )
+
+    def release_rejected(self, rule: str) -> pl.DataFrame:
+        """Take the quarantined rows held for `rule` out of the quarantine: their source,
+        location and raw payload."""
+        held = self.query(
+            "SELECT source, location, raw_payload FROM quarantine.rejected_rows WHERE rule = ?",
+            [rule],
+        )
+        for source in held["source"].unique().to_list():
+            self._forget_rejected("source = ? AND rule = ?", [source, rule], source)
+        return held
+
+    def _forget_rejected(self, where: str, params: list[object], source: str | None) -> None:
+        gone = self.con.execute(
+            f"DELETE FROM quarantine.rejected_rows WHERE {where}", params
+        ).fetchone()
+        if gone and gone[0]:
+            self.con.execute("INSERT INTO ops.quarantine_changed VALUES (?)", [source])
+
+    def quarantine_changed(self) -> list[str] | None:
+        """The sources noted by the methods above since `quarantine_published`; None when
+        every source's rows went."""
+        sources = [
+            s
+            for (s,) in self.con.execute(
+                "SELECT DISTINCT source FROM ops.quarantine_changed"
+            ).fetchall()
+        ]
+        return None if None in sources else sorted(sources)
+
+    def quarantine_published(self) -> None:
+        """The published file holds the quarantine as it is: forget the changed sources."""
+        self.con.execute("DELETE FROM ops.quarantine_changed")
 
     def record_run(self, rows: pl.DataFrame) -> None:
         """Write a run's per-source records (ops.pipeline_runs)."""

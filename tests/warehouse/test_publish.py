@@ -250,3 +250,84 @@ def test_source_freshness_is_each_sources_newest_moment_whatever_was_published(
     assert asked == [datetime(2026, 11, 23, 9)] * 3
     assert everything.height == 5
     assert everything.filter(pl.col("source") != "logs")["newest_at"].null_count() == 4
+
+
+def _reject(store: StateStore, run_id: str, source: str, *locations: str, rule: str = "x") -> None:
+    store.add_rejected(
+        run_id,
+        AT,
+        pl.DataFrame(
+            {
+                "source": source,
+                "location": list(locations),
+                "rule": rule,
+                "rule_check": "a rule",
+                "agent_id": "a1",
+                "raw_payload": [f"payload of {loc}" for loc in locations],
+            }
+        ),
+    )
+
+
+def _publish_quarantine(store: StateStore, target: Path, run_id: str) -> dict[str, str]:
+    """Publish a run. Returns the published quarantine's rule_check by location, having
+    checked that its rows are the state's in every other column."""
+    write_marts(target, run_id, empty_marts(), carry_over=True)
+    publish(store, target, run_id)
+    assert store.quarantine_changed() == []
+
+    def rows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+        return _rows(con, "(SELECT * EXCLUDE (rule_check) FROM quarantine.rejected_rows)")
+
+    published = duckdb.connect(str(target), read_only=True)
+    try:
+        assert rows(published) == rows(store.con)
+        checks = published.execute("SELECT location, rule_check FROM quarantine.rejected_rows")
+        return dict(checks.fetchall())
+    finally:
+        published.close()
+
+
+def test_the_quarantine_is_published_with_only_what_changed_copied(tmp_path: Path) -> None:
+    store = _state(tmp_path)
+    target = tmp_path / "warehouse.duckdb"
+    _reject(store, "r1", "logs", "f:1", "f:2")
+    _reject(store, "r1", "agent_performance", "agent_performance id=7", rule="unknown_agent")
+    _reject(store, "r1", "agents", "agents agent_id=x")
+    assert set(_publish_quarantine(store, target, "r1").values()) == {"a rule"}
+    # A row marked in the published file only: copied from the state again, it loses its mark.
+    marked = duckdb.connect(str(target))
+    marked.execute("UPDATE quarantine.rejected_rows SET rule_check = 'kept' WHERE location = 'f:1'")
+    marked.close()
+
+    # r2 adds a line to logs, and reads the registry again (as every run does).
+    _reject(store, "r2", "logs", "f:3")
+    store.clear_rejected(["agents"])
+    _reject(store, "r2", "agents", "agents agent_id=x")
+    assert store.quarantine_changed() == ["agents"]
+    published = _publish_quarantine(store, target, "r2")
+    assert published["f:1"] == "kept"  # logs lost nothing: only its new run's row was added
+    assert published["f:3"] == "a rule"
+
+    # r3 releases the held task and forgets a line read again: their sources are copied whole.
+    held = store.release_rejected("unknown_agent")
+    assert held["location"].to_list() == ["agent_performance id=7"]
+    store.forget_rejected("logs", pl.Series(["f:2"]))
+    store.forget_rejected("logs", pl.Series(["f:9"]))  # nothing there: nothing changes
+    assert store.quarantine_changed() == ["agent_performance", "logs"]
+    published = _publish_quarantine(store, target, "r3")
+    assert published == {"f:1": "a rule", "f:3": "a rule", "agents agent_id=x": "a rule"}
+
+
+def test_a_published_quarantine_that_is_not_the_states_last_is_replaced(tmp_path: Path) -> None:
+    store = _state(tmp_path)
+    target = tmp_path / "warehouse.duckdb"
+    _reject(store, "r1", "logs", "f:1", "f:2")
+    _publish_quarantine(store, target, "r1")
+    backup = tmp_path / "backup.duckdb"
+    backup.write_bytes(target.read_bytes())
+    store.forget_rejected("logs", pl.Series(["f:1"]))
+    _publish_quarantine(store, target, "r2")
+    # The file is restored from the backup: it holds f:1, which the state forgot before.
+    target.write_bytes(backup.read_bytes())
+    assert list(_publish_quarantine(store, target, "r3")) == ["f:2"]
