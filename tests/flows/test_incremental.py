@@ -219,45 +219,51 @@ def test_a_message_no_watermark_can_place_is_read_when_new_and_again_once_its_da
     assert loaded == 1
 
 
-def test_targets_changed_alone_recompute_business_value_as_a_full_run_would(
-    flawed_platform: Path, tmp_path: Path
-) -> None:
+def _after_a_change(
+    flawed_platform: Path, tmp_path: Path, sql: str, rows: list[tuple]
+) -> tuple[RunResult, dict[str, pl.DataFrame]]:
+    """A run, then `sql` (for each of `rows`) in the source, then an incremental run: its
+    result and marts, checked equal to those of one full run on the changed source."""
     shutil.copytree(flawed_platform, tmp_path / "platform")
     settings = settings_for(tmp_path / "platform", tmp_path / "warehouse.duckdb")
     run_pipeline(settings, run_started_at=RUN_STARTED_AT)
     db = sqlite3.connect(tmp_path / "platform" / "agents.db")
-    db.execute(
-        "INSERT INTO business_targets VALUES ('revenue_usd', '2026-10-01', '2026-12-31', 1e6)"
-    )
+    db.executemany(sql, rows)
     db.commit()
     db.close()
-    # Nothing else is new: the run still publishes, with the new target.
     result = run_pipeline(settings, run_started_at=RUN_STARTED_AT)
-    assert result.message == "published"
-    value = published_marts(settings.warehouse)["business_value"]
-    assert set(value["revenue_target_usd"].to_list()) == {1e6}
     full = settings_for(tmp_path / "platform", tmp_path / "full.duckdb")
     run_pipeline(full, run_started_at=RUN_STARTED_AT)
+    ours, theirs = published_marts(settings.warehouse), published_marts(full.warehouse)
     for mart in MART_KEYS:
-        assert_frames_match(
-            published_marts(settings.warehouse)[mart],
-            published_marts(full.warehouse)[mart],
-            MART_KEYS[mart],
-        )
+        assert_frames_match(ours[mart], theirs[mart], MART_KEYS[mart])
     # And the run after, with nothing new, says so.
     again = run_pipeline(settings, run_started_at=RUN_STARTED_AT)
     assert again.message == "no new data; marts unchanged"
+    return result, ours
+
+
+def test_targets_changed_alone_recompute_business_value_as_a_full_run_would(
+    flawed_platform: Path, tmp_path: Path
+) -> None:
+    result, marts = _after_a_change(
+        flawed_platform,
+        tmp_path,
+        "INSERT INTO business_targets VALUES (?, ?, ?, ?)",
+        [("revenue_usd", "2026-10-01", "2026-12-31", 1e6)],
+    )
+    # Nothing else is new: the run still publishes, with the new target.
+    assert result.message == "published"
+    assert set(marts["business_value"]["revenue_target_usd"].to_list()) == {1e6}
 
 
 def test_business_figures_dated_outside_the_days_with_activity_change_the_marts_as_a_full_run(
     flawed_platform: Path, tmp_path: Path
 ) -> None:
     # The platform's activity runs from 24 October to 1 November; the run starts on 2 November.
-    shutil.copytree(flawed_platform, tmp_path / "platform")
-    settings = settings_for(tmp_path / "platform", tmp_path / "warehouse.duckdb")
-    run_pipeline(settings, run_started_at=RUN_STARTED_AT)
-    db = sqlite3.connect(tmp_path / "platform" / "agents.db")
-    db.executemany(
+    result, marts = _after_a_change(
+        flawed_platform,
+        tmp_path,
         "INSERT INTO business_metrics (metric_date, department, metric_name, value, "
         "recorded_at) VALUES (?, 'finance', 'revenue_usd', ?, ?)",
         [
@@ -268,13 +274,5 @@ def test_business_figures_dated_outside_the_days_with_activity_change_the_marts_
             ("2026-11-02", 700.0, "2026-11-02 00:10:00"),
         ],
     )
-    db.commit()
-    db.close()
-    result = run_pipeline(settings, run_started_at=RUN_STARTED_AT)
     assert result.message == "published"
-    full = settings_for(tmp_path / "platform", tmp_path / "full.duckdb")
-    run_pipeline(full, run_started_at=RUN_STARTED_AT)
-    ours, theirs = published_marts(settings.warehouse), published_marts(full.warehouse)
-    assert date(2026, 9, 20) in ours["business_value"]["date"].to_list()
-    for mart in MART_KEYS:
-        assert_frames_match(ours[mart], theirs[mart], MART_KEYS[mart])
+    assert date(2026, 9, 20) in marts["business_value"]["date"].to_list()
