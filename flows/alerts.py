@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from flows.deliver import Channels, Delivery, Message, deliver
-from flows.pipeline import PipelineError, RunResult, run_pipeline
+from flows.pipeline import PipelineError, RunResult, one_line, run_pipeline
 from flows.settings import Settings
 from warehouse.store import StateStore, state_path_for
 
@@ -37,14 +37,15 @@ def run_and_notify(
     channels = Channels.from_settings(settings) if channels is None else channels
     try:
         result = run_pipeline(settings, **run_args)
-    except PipelineError as error:
+    except Exception as error:
         if channels.any:
-            deliver(failure_message(str(error)), channels)
+            reason = str(error) if isinstance(error, PipelineError) else one_line(error)
+            deliver(failure_message(reason), channels)
         raise
     try:
         notify_alerts(settings, channels)
     except Exception as error:  # e.g. the state database is locked by another run
-        log.warning("alerts not notified: %s", f"{type(error).__name__}: {error}".splitlines()[0])
+        log.warning("alerts not notified: %s", one_line(error))
     return result
 
 

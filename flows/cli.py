@@ -31,7 +31,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from flows.pipeline import PipelineError
+    from flows.pipeline import PipelineError, one_line
 
     settings = _settings(args, db_url=args.db_url, logs_dir=args.logs_dir)
     settings.check_sources()
@@ -62,6 +62,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             run_and_notify(settings, full_refresh=full_refresh, backfill=backfill)
     except PipelineError as error:
         print(f"agentkpi run failed: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # a disk full, say: still one line (the log has the rest)
+        logging.getLogger("agentkpi").debug("run failed", exc_info=True)
+        print(f"agentkpi run failed: {one_line(error)}", file=sys.stderr)
         return 1
     if not args.quiet:
         _print_summary(settings.warehouse)

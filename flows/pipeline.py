@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
+import duckdb
 import polars as pl
 
 from flows import extract
@@ -48,6 +49,11 @@ Stage = Callable[..., Callable[..., Any]]
 def plain_stage(fn: Callable[..., Any], **_: Any) -> Callable[..., Any]:
     """Run a stage as a plain function call (tests, and the Prefect-free path)."""
     return fn
+
+
+def one_line(error: BaseException) -> str:
+    """An unexpected error as one line: its type and the first line of its message."""
+    return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
 class PipelineError(RuntimeError):
@@ -1248,7 +1254,10 @@ def run_pipeline(
     run_id = started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     result = RunResult(run_id=run_id, status="running", warehouse=settings.warehouse)
     clock = StageClock(run_id)
-    store = StateStore(state_path_for(settings.warehouse))
+    try:
+        store = StateStore(state_path_for(settings.warehouse))
+    except duckdb.IOException as error:  # e.g. another run holds it: one writer at a time
+        raise PipelineError(f"state database: {str(error).splitlines()[0]}") from None
     recorded = 0  # how many stage timings are already recorded (with the run's record)
     mode = "full" if full_refresh else "incremental"
     if backfill is not None and backfill[0] > backfill[1]:
@@ -1382,7 +1391,7 @@ def run_pipeline(
         result.message = str(error)
     except Exception as error:
         result.status = "failed"
-        result.message = f"{type(error).__name__}: {error}".splitlines()[0]
+        result.message = one_line(error)
         raise
     finally:
         if result.status != "succeeded":

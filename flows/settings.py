@@ -179,7 +179,8 @@ class Settings:
         return cls(
             db_url=values["sources.db_url"] or default_db_url(),
             logs_dir=values["sources.logs_dir"],
-            warehouse=values["warehouse.warehouse"],
+            # A symlink is followed: the new file replaces the one it points to, not the link.
+            warehouse=Path(os.path.realpath(values["warehouse.warehouse"])),
             kpi=params,
             extract_retries=values["run.extract_retries"],
             retry_delay_s=values["run.retry_delay_s"],

@@ -40,6 +40,8 @@ GROWING_OPS = {"ops.validation_results": ["run_id"], "ops.stage_timings": ["run_
 # And the moment a row of theirs was recorded, where they have one. Every row recorded before
 # the published file was written is in it, so only rows recorded since its latest one (less a
 # margin for the clock being set back) need looking for: the years before are not scanned.
+# Should the counts then differ (a clock set back further, a file restored from a backup),
+# every row is looked at.
 RECORDED_AT = {"ops.validation_results": "validated_at", "ops.stage_timings": "recorded_at"}
 CLOCK_SET_BACK_MARGIN = timedelta(days=1)
 PUBLISHED_OPS = {
@@ -132,10 +134,15 @@ def publish(store: StateStore, target: Path, run_id: str) -> Path:
                 # Against the distinct keys published (one per run, not millions of rows).
                 on = ", ".join(keys)
                 since = _recorded_since(con, table)
-                con.execute(
-                    f"INSERT INTO pub.{table} SELECT * FROM ({sql}{since}) AS fresh "
-                    f"ANTI JOIN (SELECT DISTINCT {on} FROM pub.{table}{since}) USING ({on})"
-                )
+                for where in (since, ""):
+                    con.execute(
+                        f"INSERT INTO pub.{table} SELECT * FROM ({sql}{where}) AS fresh "
+                        f"ANTI JOIN (SELECT DISTINCT {on} FROM pub.{table}{where}) USING ({on})"
+                    )
+                    # Rows recorded before the margin (a clock set back further, a file
+                    # restored from a backup) leave the counts apart: then look everywhere.
+                    if _count(con, f"pub.{table}") == _count(con, table):
+                        break
             else:
                 con.execute(f"CREATE OR REPLACE TABLE pub.{table} AS {sql}")
         write_frame(
@@ -170,6 +177,10 @@ def _update_quarantine(con: duckdb.DuckDBPyConnection, changed: list[str]) -> No
         con.execute(
             f"INSERT INTO pub.{table} SELECT * FROM {table} WHERE source IN ({marks})", changed
         )
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
 
 
 def _counts_by_source(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -10,6 +12,7 @@ import pytest
 from flows.cli import main
 from tests.conftest import settings_for
 from tests.support.compare import query_state
+from warehouse.store import state_path_for
 
 
 def _flags(platform: Path, warehouse: Path) -> list[str]:
@@ -74,3 +77,50 @@ def test_quarantine_lists_what_is_held_by_source_and_rule(
             rule,
         )
     assert lines[-1] == f"{total:,} rows held"
+
+
+def test_a_run_while_another_process_holds_the_state_fails_with_one_line(
+    flawed_platform: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    flags = _flags(flawed_platform, warehouse)
+    assert main(["run", *flags]) == 0
+    capsys.readouterr()
+    # Another process (another run, say) has the state open for writing.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_OPEN, str(state_path_for(warehouse))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        assert main(["run", *flags]) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("agentkpi run failed: state database: ")
+    assert "lock" in line
+
+
+HOLD_OPEN = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("open", flush=True)
+time.sleep(120)
+"""
+
+
+def test_an_unexpected_error_fails_the_run_with_one_line(
+    flawed_platform: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def disk_full(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device\n(and more)")
+
+    monkeypatch.setattr("flows.pipeline.write_marts", disk_full)
+    assert main(["run", *_flags(flawed_platform, tmp_path / "warehouse.duckdb")]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == "agentkpi run failed: OSError: [Errno 28] No space left on device"

@@ -274,3 +274,19 @@ def test_a_failed_run_notifies_its_reason(tmp_path: Path, hook: Hook) -> None:
         run_and_notify(settings, Channels(webhook_url=hook.url, retries=0))
     (post,) = hook.posts
     assert "agentkpi run failed" in post["text"] and str(raised.value) in post["text"]
+
+
+def test_a_run_failing_unexpectedly_notifies_its_reason_in_one_line(
+    tmp_path: Path, hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device\n(and more)")
+
+    monkeypatch.setattr("flows.alerts.run_pipeline", disk_full)
+    hook.failures_left = 0
+    settings = Settings.resolve(warehouse=tmp_path / "w.duckdb")
+    with pytest.raises(OSError):
+        run_and_notify(settings, Channels(webhook_url=hook.url, retries=0))
+    (post,) = hook.posts
+    assert "The pipeline run failed: OSError: [Errno 28] No space left on device" in post["text"]
+    assert "(and more)" not in post["text"]

@@ -136,3 +136,13 @@ def test_channels_come_from_the_settings_and_secrets_from_the_environment(tmp_pa
     assert channels.mail_to == ("a@example.org", "b@example.org")
     assert channels.smtp_password == "from-env"
     assert "from-env" not in repr(channels) and "from-env" not in str(settings.described())
+
+
+def test_a_warehouse_given_as_a_symlink_is_the_file_it_points_to(tmp_path: Path) -> None:
+    # A new file is swapped in for the warehouse: in for the file the link names, so that
+    # the link (and a BI tool opening either path) sees every run.
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "warehouse.duckdb"
+    link.symlink_to(tmp_path / "real" / "warehouse.duckdb")
+    settings = Settings.resolve(warehouse=link)
+    assert settings.warehouse == tmp_path / "real" / "warehouse.duckdb"

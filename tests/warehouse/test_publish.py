@@ -140,12 +140,14 @@ def test_checks_of_a_failed_run_are_published_by_the_next_run_that_succeeds(
     assert published == _rows(store.con, "ops.validation_results")
 
 
-def test_checks_are_looked_for_from_a_day_before_the_latest_published_on(
+def test_checks_recorded_with_the_clock_set_back_are_published_however_far(
     tmp_path: Path,
 ) -> None:
-    # Every check recorded before a file was published is in it: only those recorded since
-    # its latest one, less a day for a clock set back, are looked for (years are not read).
-    _, published = _published_around(
+    # Every check recorded before a file was published is in it: those recorded since its
+    # latest one, less a day for a clock set back, are looked for first (years are not
+    # read). A check recorded before that leaves the counts apart, and is looked for
+    # everywhere: a clock set back by more than a day loses nothing.
+    store, published = _published_around(
         tmp_path,
         {
             "clock-set-back": AT - timedelta(hours=23),
@@ -153,7 +155,13 @@ def test_checks_are_looked_for_from_a_day_before_the_latest_published_on(
         },
         ("r2", AT + timedelta(hours=1)),
     )
-    assert sorted({row[0] for row in published}) == ["clock-set-back", "r1", "r2"]
+    assert sorted({row[0] for row in published}) == [
+        "before-the-margin",
+        "clock-set-back",
+        "r1",
+        "r2",
+    ]
+    assert published == _rows(store.con, "ops.validation_results")
 
 
 def test_a_published_table_of_another_shape_is_replaced_whole(tmp_path: Path) -> None:
