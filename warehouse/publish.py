@@ -106,8 +106,11 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def discard(target: Path, run_id: str) -> None:
-    """Drop the new file of a run that is not to be published."""
-    staging_path(target, run_id).unlink(missing_ok=True)
+    """Drop the new file of a run that is not to be published, and its WAL (a run that
+    failed while writing it, on a full disk say, leaves one)."""
+    staging = staging_path(target, run_id)
+    staging.unlink(missing_ok=True)
+    staging.with_name(staging.name + ".wal").unlink(missing_ok=True)
 
 
 def publish(store: StateStore, target: Path, run_id: str) -> Path:
