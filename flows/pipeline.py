@@ -349,9 +349,11 @@ def extract_registry(
             store.add_touched(
                 Touched(everything=full or changed, business=targets_changed).to_frame()
             )
+            ctx = rules.RuleContext(run_started_at, agents["agent_id"])
             if changed and not full:
-                ctx = rules.RuleContext(run_started_at, agents["agent_id"])
                 _release_held(store, settings, ctx, agents, counts, run_id)
+            if not full:
+                _release_due(store, settings, ctx, agents, counts, run_id)
             if full:  # the log side's state too: extract_logs then reads every file again
                 store.clear_log_manifest()
                 store.clear_rejected(["logs"])
@@ -463,7 +465,52 @@ def _release_held(store, settings, ctx, agents, counts, run_id) -> None:  # type
     first time, so the marts equal those of a run that knew the agent from the start. What
     still breaks a rule goes back to the quarantine. Inside the registry's transaction, so
     that a run stopped after it cannot miss them."""
-    held = store.release_rejected("unknown_agent")
+    _restage(store, settings, ctx, agents, counts, run_id, store.release_rejected("unknown_agent"))
+
+
+# The sources whose held rows can be staged again: the others are read anew every run (the
+# registry) or have no way to replace what they loaded (business_metrics, read once by id).
+RESTAGED_SOURCES = ["agent_performance", "workflow_executions", "agent_communications", "logs"]
+
+
+def _release_due(store, settings, ctx, agents, counts, run_id) -> None:  # type: ignore[no-untyped-def]
+    """Rows and lines held for a timestamp more than 5 minutes after the run that read them
+    are staged again, as `_release_held` does, once this run's clock has passed it: a full
+    run now would load them. Those still ahead stay as they are (the demo's lie in 2099)."""
+    held = store.query(
+        "SELECT source, location, rule_check, raw_payload FROM quarantine.rejected_rows "
+        "WHERE rule = 'future_timestamp'"
+    ).filter(pl.col("source").is_in(RESTAGED_SOURCES))
+    if held.is_empty():
+        return
+    # The rule names the column it found ahead ("<column> is at most 5 minutes after ...").
+    moments = [
+        _payload_field(payload, check.split(" ", 1)[0])
+        for check, payload in held.select("rule_check", "raw_payload").iter_rows()
+    ]
+    due = held.with_columns(pl.Series("moment", moments, dtype=pl.String)).filter(
+        staging.parse_timestamp(pl.col("moment")) <= pl.lit(ctx.latest_allowed)
+    )
+    if due.is_empty():
+        return
+    for (source,), rows in due.group_by("source", maintain_order=True):
+        store.forget_rejected(source, rows["location"])
+    _restage(store, settings, ctx, agents, counts, run_id, due.drop("rule_check", "moment"))
+
+
+def _payload_field(payload: str | None, field: str) -> str | None:
+    """A field of a held row's JSON payload, as text (None where there is none)."""
+    try:
+        value = json.loads(payload) if payload else None
+    except ValueError:
+        return None
+    text = value.get(field) if isinstance(value, dict) else None
+    return text if isinstance(text, str) else None
+
+
+def _restage(store, settings, ctx, agents, counts, run_id, held: pl.DataFrame) -> None:  # type: ignore[no-untyped-def]
+    """Stage held rows again from their raw payload (source, location, raw_payload), taken
+    out of the quarantine by the caller: as if read for the first time."""
     if held.is_empty():
         return
     for table in ["fct_task_runs", "fct_workflow_runs", "fct_messages", *EVENT_CORE_TABLES]:

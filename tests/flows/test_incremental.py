@@ -9,9 +9,10 @@ every mart must equal that of one full run on the final data.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -276,3 +277,51 @@ def test_business_figures_dated_outside_the_days_with_activity_change_the_marts_
     )
     assert result.message == "published"
     assert date(2026, 9, 20) in marts["business_value"]["date"].to_list()
+
+
+def test_rows_ahead_of_the_run_are_loaded_once_its_clock_has_passed_them(
+    flawed_platform: Path, tmp_path: Path
+) -> None:
+    # A task and a heartbeat 10 minutes after the run starts: more than its 5 minutes of
+    # grace, so held as future_timestamp; an hour later they are in the past, and loaded.
+    shutil.copytree(flawed_platform, tmp_path / "platform")
+    platform = tmp_path / "platform"
+    db = sqlite3.connect(platform / "agents.db")
+    (agent,) = db.execute(
+        "SELECT agent_id FROM agents WHERE deployment_status = 'deployed' ORDER BY 1 LIMIT 1"
+    ).fetchone()
+    ahead = (RUN_STARTED_AT + timedelta(minutes=10)).isoformat(sep=" ")
+    db.execute(
+        "INSERT INTO agent_performance (agent_id, department, task_type, execution_time, "
+        "success_rate, timestamp) SELECT agent_id, department, 'ahead', 1.5, 100, ? "
+        "FROM agents WHERE agent_id = ?",
+        [ahead, agent],
+    )
+    db.commit()
+    db.close()
+    beat = {"ts": ahead, "agent_id": agent, "event": "heartbeat", "status": "ok"}
+    beat |= {"task_queue": 0, "message_queue": 0, "current_task_type": None}
+    log = platform / "logs" / RUN_STARTED_AT.date().isoformat() / f"{agent}-00-ahead.jsonl"
+    log.parent.mkdir(exist_ok=True)
+    log.write_text(json.dumps(beat) + "\n")
+    settings = settings_for(platform, tmp_path / "warehouse.duckdb")
+    first = run_pipeline(settings, run_started_at=RUN_STARTED_AT)
+    held = query_state(
+        settings.warehouse,
+        "SELECT source FROM quarantine.rejected_rows WHERE rule = 'future_timestamp' "
+        f"AND raw_payload LIKE '%{ahead}%'",
+    )["source"].to_list()
+    assert sorted(held) == ["agent_performance", "logs"], first.message
+
+    later = RUN_STARTED_AT + timedelta(hours=1)
+    second = run_pipeline(settings, run_started_at=later)
+    assert second.counts["agent_performance"].from_quarantine == 1
+    assert second.counts["logs"].from_quarantine == 1
+    full = settings_for(platform, tmp_path / "full.duckdb")
+    run_pipeline(full, run_started_at=later)
+    ours, theirs = published_marts(settings.warehouse), published_marts(full.warehouse)
+    for mart in MART_KEYS:
+        assert_frames_match(ours[mart], theirs[mart], MART_KEYS[mart])
+    # What stays ahead (the flawed platform's lines in 2099) stays held, untouched.
+    again = run_pipeline(settings, run_started_at=later)
+    assert again.message == "no new data; marts unchanged"
