@@ -432,11 +432,7 @@ def _extract_registry(con, store, run_started_at, account) -> tuple[pl.DataFrame
     store.clear_rejected(["agents"])
     account("agents", raw_agents.height, valid.height, bad)
     agents = core.dim_agents(valid.lazy()).collect().sort("agent_id")
-    changed = False
-    if store.has_table("core", "dim_agents"):
-        before = store.query("SELECT * FROM core.dim_agents ORDER BY agent_id")
-        changed = not before.equals(agents)
-    store.replace_table("core", "dim_agents", agents)
+    changed = _replace_noting_change(store, "dim_agents", agents)
     ctx = rules.RuleContext(run_started_at, agents["agent_id"])
 
     raw_targets = extract.read_table(con, "business_targets")
@@ -450,13 +446,20 @@ def _extract_registry(con, store, run_started_at, account) -> tuple[pl.DataFrame
     )
     store.clear_rejected(["business_targets"])
     account("business_targets", raw_targets.height, valid.height, bad)
-    targets = core.business_targets(valid.lazy()).collect().sort(pl.all())
-    targets_changed = False
-    if store.has_table("core", "dim_business_targets"):
-        before_targets = store.query("SELECT * FROM core.dim_business_targets").sort(pl.all())
-        targets_changed = not before_targets.equals(targets)
-    store.replace_table("core", "dim_business_targets", targets)
+    targets = core.business_targets(valid.lazy()).collect()
+    targets_changed = _replace_noting_change(store, "dim_business_targets", targets)
     return agents, changed, targets_changed
+
+
+def _replace_noting_change(store: StateStore, table: str, frame: pl.DataFrame) -> bool:
+    """Replace `core.table` with `frame`; whether its rows changed (a table not there yet
+    has not)."""
+    changed = False
+    if store.has_table("core", table):
+        before = store.query(f"SELECT * FROM core.{table}")
+        changed = not before.sort(pl.all()).equals(frame.sort(pl.all()))
+    store.replace_table("core", table, frame)
+    return changed
 
 
 def _release_held(store, settings, ctx, agents, counts, run_id) -> None:  # type: ignore[no-untyped-def]

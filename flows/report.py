@@ -21,7 +21,7 @@ import polars as pl
 
 from flows import charts
 from flows.deliver import Message
-from flows.summary import apart_from
+from flows.summary import values_apart
 from transforms import summaries
 from transforms.marts import KpiParams
 from warehouse import read
@@ -313,10 +313,8 @@ def _sections(report: Report) -> list[tuple[str, str, pl.DataFrame | None, list[
             "operating_cost_usd", "revenue_usd", "lead_pipeline_usd"), []),
         ("Most productive agents", "By tasks succeeded, then success rate.", report.top_agents, []),
         ("Least productive agents", "The least first.", report.bottom_agents, []),
-        ("Agents in red or yellow", "Each threshold broken.", report.attention.with_columns(
-            pl.struct("value", "threshold").map_elements(
-                lambda r: apart_from(r["value"], r["threshold"], ",.{}g", 3),
-                return_dtype=pl.String).alias("value")), []),
+        ("Agents in red or yellow", "Each threshold broken.",
+         values_apart(report.attention, ",.{}g", 3), []),
         ("Workflows", "Busiest workflows of the period.", report.workflows.select(
             "workflow_name", "runs", "completed", "failed", "completion_rate", "duration_avg_s",
             "errors", "errors_recovered", "recovery_rate"), workflow_notes),

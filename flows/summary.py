@@ -26,6 +26,13 @@ def apart_from(value: float, threshold: float, style: str = ",.{}f", digits: int
     return shown
 
 
+def values_apart(alerts: pl.DataFrame, style: str = ",.{}f", digits: int = 2) -> pl.DataFrame:
+    """Alert rows with `value` as text, each apart from its `threshold` (see `apart_from`)."""
+    values = zip(alerts["value"], alerts["threshold"], strict=True)
+    shown = [apart_from(v, t, style, digits) for v, t in values]
+    return alerts.with_columns(pl.Series("value", shown, dtype=pl.String))
+
+
 def _table(frame: pl.DataFrame, columns: dict[str, str]) -> list[str]:
     """Rows of a small frame as aligned text columns (`columns` maps column → header)."""
     cells = [list(columns.values())]
@@ -94,13 +101,8 @@ def format_summary(summary: Summary) -> str:
         ]
         lines += ["", f"Alerts on {summary.day}: {summary.alerts.height}"]
         if summary.alerts.height:
-            shown = summary.alerts.head(10)
-            values = zip(shown["value"], shown["threshold"], strict=True)
-            shown = shown.with_columns(
-                pl.Series("value", [apart_from(v, t) for v, t in values], dtype=pl.String)
-            )
             lines += _table(
-                shown,
+                values_apart(summary.alerts.head(10)),
                 {
                     "level": "level",
                     "agent_id": "agent",
