@@ -9,6 +9,7 @@ kept with its file and line number.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import gzip
 import hashlib
@@ -17,6 +18,7 @@ import json
 import math
 import os
 import queue
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -144,8 +146,11 @@ def extension_path(name: str) -> Path:
 def _named_postgres_scanner(shipped: Path) -> Path:
     """The package ships `postgres.duckdb_extension`, but DuckDB derives the entry point it
     calls from the file's name, and this extension's is `postgres_scanner`: a link under that
-    name, in a directory of this process's own."""
-    link = Path(tempfile.mkdtemp(prefix="agentkpi-ext-")) / "postgres_scanner.duckdb_extension"
+    name, in a directory of this process's own, removed when the process ends (an hourly run
+    would otherwise leave one behind every hour)."""
+    folder = Path(tempfile.mkdtemp(prefix="agentkpi-ext-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    link = folder / "postgres_scanner.duckdb_extension"
     link.symlink_to(shipped)
     return link
 

@@ -269,6 +269,8 @@ class Loaded:
     known_agents: pl.Series
     counts: dict[str, SourceCount]
     agents: pl.DataFrame | None = None  # the registry, from extract_registry
+    # Why an incremental run became a full one (extract_registry), if it did.
+    rebuilt: str | None = None
 
 
 # Moments by which each core fact table's rows fall into periods (see transforms.marts).
@@ -323,12 +325,22 @@ def extract_registry(
     registry changed since the last run, rows held in quarantine for an unknown agent are
     released in the same transaction. `full` first empties what a full refresh reads again.
 
+    An incremental run becomes a full one when the registry no longer knows an agent it knew
+    (its row gone, or now breaking a rule): that agent's rows and lines, loaded, must go back
+    to the quarantine with their raw payloads, as a full run would hold them, and only the
+    sources have those. The returned `rebuilt` says so.
+
     The other extract stages run after it, side by side: they need the agents it knows."""
     con = extract.open_source(settings.db_url)
     counts = {source: SourceCount(source) for source in DB_SOURCES}
     account = _accounting(counts, store, run_id, run_started_at)
+    rebuilt = None
     try:
+        registry = _staged_registry(con, run_started_at)
         with store.transaction():
+            if not full:
+                rebuilt = _registry_lost(store, registry[1])
+                full = rebuilt is not None
             if full:
                 store.clear_rejected(DB_SOURCES)
                 store.reset_watermarks(DB_SOURCES)
@@ -337,7 +349,7 @@ def extract_registry(
             for table in DB_CORE_TABLES + EVENT_CORE_TABLES:
                 _ensure_core(store, table, full)
             agents, changed, targets_changed = _extract_registry(
-                con, store, run_started_at, account
+                con, store, run_started_at, account, registry
             )
             if changed and not full:
                 # An agent moved: its tasks take the registry's department, everywhere.
@@ -359,7 +371,37 @@ def extract_registry(
                 store.clear_rejected(["logs"])
     finally:
         con.close()
-    return Loaded(known_agents=agents["agent_id"], counts=counts, agents=agents)
+    return Loaded(known_agents=agents["agent_id"], counts=counts, agents=agents, rebuilt=rebuilt)
+
+
+def _registry_lost(store: StateStore, valid: pl.DataFrame) -> str | None:
+    """Why this run must rebuild from the sources: the agents the registry knew at the last
+    run and that its `valid` rows no longer hold; None when it lost none."""
+    if not store.has_table("core", "dim_agents"):
+        return None
+    before = store.query("SELECT agent_id FROM core.dim_agents")["agent_id"]
+    lost = sorted(set(before.to_list()) - set(valid["agent_id"].to_list()))
+    if not lost:
+        return None
+    named = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+    return f"rebuilt from the sources: the registry no longer knows {named}"
+
+
+def _staged_registry(
+    con, run_started_at: datetime
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:  # type: ignore[no-untyped-def]
+    """The registry as read (raw), its valid rows staged, and its bad rows."""
+    raw = extract.read_table(con, "agents")
+    no_agents = rules.RuleContext(run_started_at, pl.Series(dtype=pl.String))
+    valid, bad = _split_db(
+        raw,
+        "agents",
+        staging.stage_agents,
+        rules.agents_rules(no_agents),
+        _located("agents", "agent_id"),
+        pl.col("agent_id"),
+    )
+    return raw, valid, bad
 
 
 def extract_database(
@@ -416,19 +458,13 @@ DB_CORE_TABLES = [
 ]
 
 
-def _extract_registry(con, store, run_started_at, account) -> tuple[pl.DataFrame, bool, bool]:  # type: ignore[no-untyped-def]
-    """agents and business_targets, read whole; returns the registry, whether it changed
-    since the last run (which changes every period) and whether the targets did."""
-    raw_agents = extract.read_table(con, "agents")
-    no_agents = rules.RuleContext(run_started_at, pl.Series(dtype=pl.String))
-    valid, bad = _split_db(
-        raw_agents,
-        "agents",
-        staging.stage_agents,
-        rules.agents_rules(no_agents),
-        _located("agents", "agent_id"),
-        pl.col("agent_id"),
-    )
+def _extract_registry(
+    con, store, run_started_at, account, registry
+) -> tuple[pl.DataFrame, bool, bool]:  # type: ignore[no-untyped-def]
+    """agents (`registry`, as _staged_registry gives it) and business_targets, read whole;
+    returns the registry, whether it changed since the last run (which changes every period)
+    and whether the targets did."""
+    raw_agents, valid, bad = registry
     store.clear_rejected(["agents"])
     account("agents", raw_agents.height, valid.height, bad)
     agents = core.dim_agents(valid.lazy()).collect().sort("agent_id")
@@ -1321,6 +1357,10 @@ def run_pipeline(
         with clock.stage("extract_registry") as info:
             registry = stage(extract_registry, **retry)(settings, started, store, run_id, full)
             info["rows"] = sum(c.read for c in registry.counts.values())
+        if registry.rebuilt:
+            log.warning("%s", registry.rebuilt)
+            full = True
+            mode = "full"
 
         def tables() -> Loaded:
             with clock.stage("extract_database") as info, store.sibling() as own:
@@ -1431,6 +1471,8 @@ def run_pipeline(
                 marts_writer.commit()
                 result.status = "succeeded"
                 result.message = "no new data; marts unchanged" if unchanged else "published"
+                if registry.rebuilt:
+                    result.message += f" ({registry.rebuilt})"
                 # The run's own record goes into the published file with the marts.
                 store.record_run(_run_rows(result, mode, started, _utc_now()))
                 store.record_timings(pl.DataFrame(clock.rows, schema=_TIMING_SCHEMA))

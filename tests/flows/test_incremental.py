@@ -240,7 +240,7 @@ def _as_a_full_run(settings: Settings, tmp_path: Path, at: datetime) -> dict[str
     """The marts `settings` published, checked equal to those of one full run at `at` on the
     same sources, and unchanged by a run after with nothing new, which says so."""
     full = Settings(**{**vars(settings), "warehouse": tmp_path / "full.duckdb"})
-    run_pipeline(full, run_started_at=at)
+    run_pipeline(full, run_started_at=at, full_refresh=True)
     ours, theirs = published_marts(settings.warehouse), published_marts(full.warehouse)
     for mart in MART_KEYS:
         assert_frames_match(ours[mart], theirs[mart], MART_KEYS[mart])
@@ -324,3 +324,47 @@ def test_rows_ahead_of_the_run_are_loaded_once_its_clock_has_passed_them(
     assert second.counts["logs"].from_quarantine == 1
     # And what stays ahead (the flawed platform's lines in 2099) stays held, untouched.
     _as_a_full_run(settings, tmp_path, later)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # Its row now breaks a rule (a status outside the contract's set)...
+        "UPDATE agents SET deployment_status = 'decommissioned' WHERE agent_id = ?",
+        # ... or is gone.
+        "DELETE FROM agents WHERE agent_id = ?",
+    ],
+)
+def test_an_agent_the_registry_stops_knowing_is_held_again_as_a_full_run_holds_it(
+    flawed_platform: Path, tmp_path: Path, sql: str
+) -> None:
+    db = sqlite3.connect(flawed_platform / "agents.db")
+    (agent,) = db.execute(
+        "SELECT agent_id FROM agent_performance GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+    ).fetchone()
+    registry_row = db.execute("SELECT * FROM agents WHERE agent_id = ?", [agent]).fetchone()
+    db.close()
+    result, marts = _after_a_change(flawed_platform, tmp_path, sql, [(agent,)])
+    # Its tasks and heartbeats, loaded before, wait in the quarantine for an unknown agent, as
+    # a full run would hold them: the incremental run rebuilt from the sources, and says why.
+    assert result.message == (
+        f"published (rebuilt from the sources: the registry no longer knows {agent})"
+    )
+    assert agent not in marts["agent_kpis"]["agent_id"].to_list()
+    modes = query_state(
+        tmp_path / "warehouse.duckdb",
+        f"SELECT run_mode FROM ops.pipeline_runs WHERE source = '*' AND run_id = '{result.run_id}'",
+    )
+    assert modes["run_mode"].to_list() == ["full"]
+    # The registry knows it again: what was held is loaded, as a full run would load it.
+    db = sqlite3.connect(tmp_path / "platform" / "agents.db")
+    db.execute("DELETE FROM agents WHERE agent_id = ?", [agent])
+    db.execute(f"INSERT INTO agents VALUES ({', '.join('?' * len(registry_row))})", registry_row)
+    db.commit()
+    db.close()
+    settings = settings_for(tmp_path / "platform", tmp_path / "warehouse.duckdb")
+    back = run_pipeline(settings, run_started_at=RUN_STARTED_AT)
+    assert back.message == "published"
+    assert back.counts["agent_performance"].from_quarantine > 0
+    marts = _as_a_full_run(settings, tmp_path, RUN_STARTED_AT)
+    assert agent in marts["agent_kpis"]["agent_id"].to_list()

@@ -4,6 +4,8 @@ DuckDB checks that file's signature once per process, again whenever the file ch
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -11,6 +13,8 @@ import pytest
 
 from flows import extract
 from tests.support.platform_builder import write_database
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _unsigned_allowed(con: duckdb.DuckDBPyConnection) -> bool:
@@ -64,3 +68,25 @@ def test_the_source_connection_has_no_worker_threads_of_its_own(tmp_path: Path) 
         assert con.execute("SELECT current_setting('threads')").fetchone() == (1,)
     finally:
         con.close()
+
+
+def test_the_postgres_extension_link_goes_when_its_process_ends() -> None:
+    # DuckDB wants the file named after the extension's entry point: a link in a folder of
+    # the process's own, which an hourly job must not leave behind every hour.
+    script = (
+        "import duckdb\n"
+        "from flows.extract import extension_path\n"
+        "link = extension_path('postgres')\n"
+        "con = duckdb.connect()\n"
+        "con.execute(f\"LOAD '{link}'\")\n"
+        'print(con.execute("SELECT loaded FROM duckdb_extensions() '
+        "WHERE extension_name = 'postgres_scanner'\").fetchone()[0])\n"
+        "print(link.parent)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    loaded, folder = done.stdout.split()
+    assert loaded == "True"
+    assert Path(folder).name.startswith("agentkpi-ext-")
+    assert not Path(folder).exists()
