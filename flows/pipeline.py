@@ -507,9 +507,14 @@ def _release_held(store, settings, ctx, agents, counts, run_id) -> None:  # type
     _restage(store, settings, ctx, agents, counts, run_id, store.release_rejected("unknown_agent"))
 
 
-# The sources whose held rows can be staged again: the others are read anew every run (the
-# registry) or have no way to replace what they loaded (business_metrics, read once by id).
-RESTAGED_SOURCES = ["agent_performance", "workflow_executions", "agent_communications", "logs"]
+# The sources whose held rows can be staged again (the registry's are read anew every run).
+RESTAGED_SOURCES = [
+    "agent_performance",
+    "workflow_executions",
+    "agent_communications",
+    "business_metrics",
+    "logs",
+]
 
 
 def _release_due(store, settings, ctx, agents, counts, run_id) -> None:  # type: ignore[no-untyped-def]
@@ -527,8 +532,13 @@ def _release_due(store, settings, ctx, agents, counts, run_id) -> None:  # type:
         _payload_field(payload, check.split(" ", 1)[0])
         for check, payload in held.select("rule_check", "raw_payload").iter_rows()
     ]
+    # A date (a business figure's metric_date) is due once the run's day has come.
+    moment = pl.coalesce(
+        staging.parse_timestamp(pl.col("moment")),
+        pl.col("moment").str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")),
+    )
     due = held.with_columns(pl.Series("moment", moments, dtype=pl.String)).filter(
-        staging.parse_timestamp(pl.col("moment")) <= pl.lit(ctx.latest_allowed)
+        moment <= pl.lit(ctx.latest_allowed)
     )
     if due.is_empty():
         return
@@ -569,6 +579,11 @@ def _restage(store, settings, ctx, agents, counts, run_id, held: pl.DataFrame) -
             store.append_table("core", "fct_task_runs", facts)
             store.add_rejected(run_id, ctx.run_started_at, bad)
             touched.add(facts, FACT_MOMENTS["fct_task_runs"])
+            released[source] = SourceCount(source, raw.height, valid.height, 0, bad.height)
+            continue
+        if source == "business_metrics":
+            valid, bad = _add_metric_versions(store, ctx, raw)
+            store.add_rejected(run_id, ctx.run_started_at, bad)
             released[source] = SourceCount(source, raw.height, valid.height, 0, bad.height)
             continue
         spec = next((t for t in _changing_tables(ctx) if t.source == source), None)
@@ -770,10 +785,19 @@ def _extract_metrics(con, store, ctx, account, run_id) -> None:  # type: ignore[
 
 
 def _load_metrics(con, store, ctx, account, run_id) -> None:  # type: ignore[no-untyped-def]
-    _ensure_core(store, "fct_business_metric_versions", full=False)
-    touched = Touched()
     last_id, _ = store.watermark("business_metrics")
     raw = extract.read_table(con, "business_metrics", extract.RowFilter(after_id=last_id))
+    valid, bad = _add_metric_versions(store, ctx, raw)
+    account("business_metrics", raw.height, valid.height, bad)
+    store.move_watermark(
+        "business_metrics", run_id, _utc_now(), last_id=_max_int(raw, "id", last_id)
+    )
+
+
+def _add_metric_versions(store, ctx, raw) -> tuple[pl.DataFrame, pl.DataFrame]:  # type: ignore[no-untyped-def]
+    """Stage `business_metrics` rows (read, or released from the quarantine), add the valid
+    ones as versions, and resolve the figures again from every version; (valid, bad)."""
+    _ensure_core(store, "fct_business_metric_versions", full=False)
     valid, bad = _split_db(
         raw,
         "business_metrics",
@@ -782,21 +806,18 @@ def _load_metrics(con, store, ctx, account, run_id) -> None:  # type: ignore[no-
         _located("business_metrics", "id"),
         pl.lit(None),
     )
-    account("business_metrics", raw.height, valid.height, bad)
     versions = core.business_metric_versions(valid.lazy()).collect()
     store.append_table("core", "fct_business_metric_versions", versions)
+    touched = Touched(business=versions.height > 0)
     touched.add(
         versions.with_columns(pl.col("metric_date").cast(pl.Datetime("us"))), ["metric_date"]
     )
-    touched.business = versions.height > 0
     all_versions = store.query("SELECT * FROM core.fct_business_metric_versions")
     store.replace_table(
         "core", "fct_business_metrics", core.resolve_restatements(all_versions.lazy()).collect()
     )
-    store.move_watermark(
-        "business_metrics", run_id, _utc_now(), last_id=_max_int(raw, "id", last_id)
-    )
     store.add_touched(touched.to_frame())
+    return valid, bad
 
 
 EVENT_CORE_TABLES = [

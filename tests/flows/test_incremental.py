@@ -302,6 +302,13 @@ def test_rows_ahead_of_the_run_are_loaded_once_its_clock_has_passed_them(
         "FROM agents WHERE agent_id = ?",
         [ahead, agent],
     )
+    # Business figures: one recorded ahead (due an hour later), one for tomorrow (due then).
+    tomorrow = (RUN_STARTED_AT + timedelta(days=1)).date().isoformat()
+    db.executemany(
+        "INSERT INTO business_metrics (metric_date, department, metric_name, value, "
+        "recorded_at) VALUES (?, 'finance', 'revenue_usd', ?, ?)",
+        [(RUN_STARTED_AT.date().isoformat(), 900.0, ahead), (tomorrow, 40.0, ahead)],
+    )
     db.commit()
     db.close()
     beat = {"ts": ahead, "agent_id": agent, "event": "heartbeat", "status": "ok"}
@@ -310,20 +317,27 @@ def test_rows_ahead_of_the_run_are_loaded_once_its_clock_has_passed_them(
     log.parent.mkdir(exist_ok=True)
     log.write_text(json.dumps(beat) + "\n")
     settings = settings_for(platform, tmp_path / "warehouse.duckdb")
-    first = run_pipeline(settings, run_started_at=RUN_STARTED_AT)
+    run_pipeline(settings, run_started_at=RUN_STARTED_AT)
     held = query_state(
         settings.warehouse,
         "SELECT source FROM quarantine.rejected_rows WHERE rule = 'future_timestamp' "
         f"AND raw_payload LIKE '%{ahead}%'",
     )["source"].to_list()
-    assert sorted(held) == ["agent_performance", "logs"], first.message
+    assert sorted(held) == ["agent_performance", "business_metrics", "business_metrics", "logs"]
 
     later = RUN_STARTED_AT + timedelta(hours=1)
     second = run_pipeline(settings, run_started_at=later)
     assert second.counts["agent_performance"].from_quarantine == 1
     assert second.counts["logs"].from_quarantine == 1
+    assert second.counts["business_metrics"].from_quarantine == 1
     # And what stays ahead (the flawed platform's lines in 2099) stays held, untouched.
     _as_a_full_run(settings, tmp_path, later)
+    # Tomorrow's figure, once tomorrow has come.
+    next_day = RUN_STARTED_AT + timedelta(days=1)
+    third = run_pipeline(settings, run_started_at=next_day)
+    assert third.counts["business_metrics"].from_quarantine == 1
+    marts = _as_a_full_run(settings, tmp_path, next_day)
+    assert date.fromisoformat(tomorrow) in marts["business_value"]["date"].to_list()
 
 
 @pytest.mark.parametrize(
