@@ -305,6 +305,33 @@ def _max_int(frame: pl.DataFrame, column: str, current: int | None) -> int | Non
     return max(int(values.max()), current or 0)  # type: ignore[arg-type]
 
 
+# The widest run of missing ids noted as skipped: a wider one is a jump of the source's ids
+# (a sequence moved on), not rows still to commit.
+MAX_SKIPPED_RUN = 1000
+
+
+def skipped_ids(read: pl.Series, after: int | None) -> pl.Series:
+    """The ids past `after` that a batch of rows read in id order (`read`, as text) skipped:
+    those between `after` (or the first id read) and the highest read, that it lacks. In
+    PostgreSQL a row can commit after a row with a higher id, so such an id may still come.
+    Runs of more than MAX_SKIPPED_RUN missing ids are left out."""
+    ids = read.cast(pl.Int64, strict=False).drop_nulls().unique().sort()
+    if after is not None:
+        ids = ids.filter(ids > after)
+    if ids.is_empty():
+        return pl.Series("id", [], dtype=pl.Int64)
+    frame = pl.DataFrame({"end": ids}).with_columns(
+        pl.col("end").shift(1, fill_value=after if after is not None else ids[0]).alias("start")
+    )
+    runs = frame.filter(
+        (pl.col("end") - pl.col("start") > 1)
+        & (pl.col("end") - pl.col("start") - 1 <= MAX_SKIPPED_RUN)
+    )
+    return runs.select(pl.int_ranges(pl.col("start") + 1, pl.col("end")).alias("id")).explode("id")[
+        "id"
+    ]
+
+
 def _accounting(
     counts: dict[str, SourceCount], store: StateStore, run_id: str, run_started_at: datetime
 ) -> Callable[[str, int, int, pl.DataFrame], None]:
@@ -437,9 +464,9 @@ def extract_database(
                 scans[spec.source] = extract.ChangedRowsScan(
                     con, spec.source, SOURCE_BATCH_ROWS, rows
                 )
-        _extract_tasks(con, store, ctx, agents, account, run_id)
+        _extract_tasks(con, store, settings, ctx, agents, account, run_id)
         _extract_changed(con, store, settings, ctx, counts, run_id, full, changing, scans)
-        _extract_metrics(con, store, ctx, account, run_id)
+        _extract_metrics(con, store, settings, ctx, account, run_id)
     finally:
         for scan in scans.values():
             scan.close()
@@ -620,22 +647,43 @@ def _release_log_lines(store, settings, ctx, rows, touched, released, run_id) ->
     )
 
 
-def _extract_tasks(con, store, ctx, agents, account, run_id) -> None:  # type: ignore[no-untyped-def]
+def _extract_tasks(con, store, settings, ctx, agents, account, run_id) -> None:  # type: ignore[no-untyped-def]
     """agent_performance: append-only, read past the last id in id order; each batch commits
     with its watermark."""
     _ensure_core(store, "fct_task_runs", full=False)
-    last_id, _ = store.watermark("agent_performance")
-    rows = extract.RowFilter(after_id=last_id, by_id=True)
+    rows = _past_watermark(store, settings, ctx, "agent_performance")
+    last_id = rows.after_id
     for raw in extract.iter_table(con, "agent_performance", SOURCE_BATCH_ROWS, rows):
         valid, bad, facts = _stage_tasks(raw, ctx, agents)
         touched = Touched()
         touched.add(facts, FACT_MOMENTS["fct_task_runs"])
-        last_id = _max_int(raw, "id", last_id)
         with store.transaction():
             account("agent_performance", raw.height, valid.height, bad)
             store.append_table("core", "fct_task_runs", facts)
-            store.move_watermark("agent_performance", run_id, _utc_now(), last_id=last_id)
+            last_id = _move_id_watermark(store, ctx, run_id, "agent_performance", raw, last_id)
             store.add_touched(touched.to_frame())
+
+
+def _past_watermark(
+    store: StateStore, settings: Settings, ctx: rules.RuleContext, source: str
+) -> extract.RowFilter:
+    """The rows of an append-only table to read: past the last id read, in id order, and
+    those of the ids skipped within the lookback (see `skipped_ids`)."""
+    last_id, _ = store.watermark(source)
+    since = ctx.run_started_at - timedelta(seconds=settings.lookback_s)
+    gaps = store.id_gaps(source, since) if last_id is not None else []
+    return extract.RowFilter(after_id=last_id, by_id=True, also_ids=tuple(gaps))
+
+
+def _move_id_watermark(store, ctx, run_id, source, raw, last_id) -> int | None:  # type: ignore[no-untyped-def]
+    """Record that `raw` (rows of an append-only table, in id order) was read past `last_id`:
+    the watermark, and the ids it skipped or filled. Returns the new watermark."""
+    ids = raw["id"].cast(pl.Int64, strict=False).drop_nulls()
+    filled = ids.filter(ids <= last_id) if last_id is not None else ids.clear()
+    store.move_id_gaps(source, filled, skipped_ids(raw["id"], last_id), ctx.run_started_at)
+    last_id = _max_int(raw, "id", last_id)
+    store.move_watermark(source, run_id, _utc_now(), last_id=last_id)
+    return last_id
 
 
 def _stage_tasks(raw, ctx, agents) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:  # type: ignore[no-untyped-def]
@@ -777,21 +825,19 @@ def _replace_rows(store, ctx, counts, run_id, full, spec, raw, touched) -> datet
     return facts["updated_at"].max()  # type: ignore[return-value]
 
 
-def _extract_metrics(con, store, ctx, account, run_id) -> None:  # type: ignore[no-untyped-def]
+def _extract_metrics(con, store, settings, ctx, account, run_id) -> None:  # type: ignore[no-untyped-def]
     """business_metrics: append-only versions past the last id; the figures (restatements
     resolved) are recomputed from every version, which is small. One transaction."""
     with store.transaction():
-        _load_metrics(con, store, ctx, account, run_id)
+        _load_metrics(con, store, settings, ctx, account, run_id)
 
 
-def _load_metrics(con, store, ctx, account, run_id) -> None:  # type: ignore[no-untyped-def]
-    last_id, _ = store.watermark("business_metrics")
-    raw = extract.read_table(con, "business_metrics", extract.RowFilter(after_id=last_id))
+def _load_metrics(con, store, settings, ctx, account, run_id) -> None:  # type: ignore[no-untyped-def]
+    rows = _past_watermark(store, settings, ctx, "business_metrics")
+    raw = extract.read_table(con, "business_metrics", rows)
     valid, bad = _add_metric_versions(store, ctx, raw)
     account("business_metrics", raw.height, valid.height, bad)
-    store.move_watermark(
-        "business_metrics", run_id, _utc_now(), last_id=_max_int(raw, "id", last_id)
-    )
+    _move_id_watermark(store, ctx, run_id, "business_metrics", raw, rows.after_id)
 
 
 def _add_metric_versions(store, ctx, raw) -> tuple[pl.DataFrame, pl.DataFrame]:  # type: ignore[no-untyped-def]

@@ -67,7 +67,8 @@ SETTINGS = [
     Setting("run.extract_retries", int, 3, "retries of each extract stage"),
     Setting("run.retry_delay_s", float, 2.0, "first retry delay; each next one is 4 times longer"),
     Setting("run.lookback_s", float, 3600.0, "changed workflows and messages are read again back "
-            "to this long before the latest updated_at seen, for clocks that disagree"),
+            "to this long before the latest updated_at seen, for clocks that disagree; ids that "
+            "a later id skipped are looked for this long, for rows that commit late"),
     Setting("kpi.heartbeat_interval_s", float, _K.heartbeat_interval_s,
             "the time a heartbeat covers, for uptime"),
     Setting("kpi.success_green", float, _K.success_green, "success rate at or above: green"),

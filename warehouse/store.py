@@ -59,6 +59,15 @@ COMMENT ON TABLE ops.watermarks IS
     'how far each source table has been read: the highest id, or the latest updated_at; '
     'moved in the same transaction as the rows they cover';
 
+CREATE TABLE IF NOT EXISTS ops.id_gaps (
+    source VARCHAR NOT NULL,
+    id BIGINT NOT NULL,
+    noticed_at TIMESTAMP NOT NULL
+);
+COMMENT ON TABLE ops.id_gaps IS
+    'ids below a source''s watermark that no read has returned yet (a row that PostgreSQL '
+    'commits after a higher id did): each run reads them again, for run.lookback_s';
+
 CREATE TABLE IF NOT EXISTS ops.log_files (
     path VARCHAR PRIMARY KEY,
     size_bytes BIGINT NOT NULL,
@@ -323,6 +332,35 @@ class StateStore:
         """Forget how far the given sources were read (a full refresh)."""
         for source in sources:
             self.con.execute("DELETE FROM ops.watermarks WHERE source = ?", [source])
+            self.con.execute("DELETE FROM ops.id_gaps WHERE source = ?", [source])
+
+    def id_gaps(self, source: str, noticed_since: datetime) -> list[int]:
+        """The ids of `source` skipped by a later id and not read since, noticed at or after
+        `noticed_since`; older ones are forgotten (inside the caller's transaction)."""
+        self.con.execute(
+            "DELETE FROM ops.id_gaps WHERE source = ? AND noticed_at < ?", [source, noticed_since]
+        )
+        rows = self.con.execute(
+            "SELECT id FROM ops.id_gaps WHERE source = ? ORDER BY id", [source]
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def move_id_gaps(self, source: str, read: pl.Series, skipped: pl.Series, at: datetime) -> None:
+        """Forget the gaps of `source` that the ids `read` fill, and note those `skipped`
+        (inside the transaction of the rows read)."""
+        if not read.is_empty():
+            with registered(self.con, "_read", read.rename("id").to_frame()):
+                self.con.execute(
+                    "DELETE FROM ops.id_gaps WHERE source = ? AND id IN (SELECT id FROM _read)",
+                    [source],
+                )
+        if not skipped.is_empty():
+            noted = (
+                skipped.rename("id")
+                .to_frame()
+                .with_columns(pl.lit(source).alias("source"), pl.lit(at).alias("noticed_at"))
+            )
+            insert_frame(self.con, "ops.id_gaps", noted.select("source", "id", "noticed_at"))
 
     def log_files_read(self, paths: Sequence[str]) -> set[str]:
         """Those of `paths` (relative to the logs directory) read before."""

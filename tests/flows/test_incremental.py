@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 
 from flows import pipeline
-from flows.pipeline import PipelineError, RunResult, run_pipeline
+from flows.pipeline import PipelineError, RunResult, run_pipeline, skipped_ids
 from flows.settings import Settings
 from quality.expectations import CheckResult
 from tests.conftest import RUN_STARTED_AT, settings_for
@@ -382,3 +382,87 @@ def test_an_agent_the_registry_stops_knowing_is_held_again_as_a_full_run_holds_i
     assert back.counts["agent_performance"].from_quarantine > 0
     marts = _as_a_full_run(settings, tmp_path, RUN_STARTED_AT)
     assert agent in marts["agent_kpis"]["agent_id"].to_list()
+
+
+def test_skipped_ids_are_those_a_later_id_passed_over() -> None:
+    ids = pl.Series(["5", "7", "8", "12", None, "x"])
+    assert skipped_ids(ids, 3).to_list() == [4, 6, 9, 10, 11]
+    assert skipped_ids(ids, None).to_list() == [6, 9, 10, 11]  # from the first id read
+    assert skipped_ids(ids, 12).to_list() == []
+    # A jump of more than MAX_SKIPPED_RUN ids is the source's sequence moving on.
+    jump = pl.Series([str(4 + pipeline.MAX_SKIPPED_RUN + 1)])
+    assert skipped_ids(jump, 3).to_list() == []
+    run = pl.Series([str(4 + pipeline.MAX_SKIPPED_RUN)])
+    assert skipped_ids(run, 3).len() == pipeline.MAX_SKIPPED_RUN
+
+
+def test_a_row_committed_after_a_higher_id_was_read_is_loaded_as_a_full_run_loads_it(
+    flawed_platform: Path, tmp_path: Path
+) -> None:
+    # In PostgreSQL a row can commit after a row with a higher id: the id watermark has then
+    # passed it, and only the ids noted as skipped bring it in.
+    shutil.copytree(flawed_platform, tmp_path / "platform")
+    db_path = tmp_path / "platform" / "agents.db"
+    settings = settings_for(tmp_path / "platform", tmp_path / "warehouse.duckdb")
+    run_pipeline(settings, run_started_at=RUN_STARTED_AT)
+    db = sqlite3.connect(db_path)
+    (agent,) = db.execute(
+        "SELECT agent_id FROM agents WHERE deployment_status = 'deployed' ORDER BY 1 LIMIT 1"
+    ).fetchone()
+    task_id = db.execute("SELECT max(id) FROM agent_performance").fetchone()[0]
+    metric_id = db.execute("SELECT max(id) FROM business_metrics").fetchone()[0]
+    at = (RUN_STARTED_AT - timedelta(minutes=1)).isoformat(sep=" ")
+
+    def commit(offset: int) -> None:
+        db.execute(
+            "INSERT INTO agent_performance (id, agent_id, department, task_type, "
+            "execution_time, success_rate, timestamp) SELECT ?, agent_id, department, "
+            "'late', 2.5, 100, ? FROM agents WHERE agent_id = ?",
+            [task_id + offset, at, agent],
+        )
+        db.execute(
+            "INSERT INTO business_metrics (id, metric_date, department, metric_name, value, "
+            "recorded_at) VALUES (?, ?, 'finance', 'conversions', ?, ?)",
+            [metric_id + offset, RUN_STARTED_AT.date().isoformat(), offset, at],
+        )
+        db.commit()
+
+    commit(1)
+    commit(3)
+    later = RUN_STARTED_AT + timedelta(minutes=10)
+    first = run_pipeline(settings, run_started_at=later)
+    assert first.counts["agent_performance"].read == 2
+    gaps = "SELECT source, id FROM ops.id_gaps ORDER BY source"
+    assert query_state(settings.warehouse, gaps).rows() == [
+        ("agent_performance", task_id + 2),
+        ("business_metrics", metric_id + 2),
+    ]
+    commit(2)  # the row in between commits last
+    db.close()
+    second = run_pipeline(settings, run_started_at=later)
+    assert second.counts["agent_performance"].read == 1
+    assert second.counts["business_metrics"].read == 1
+    assert query_state(settings.warehouse, gaps).is_empty()
+    _as_a_full_run(settings, tmp_path, later)
+
+
+def test_an_id_skipped_for_longer_than_the_lookback_is_no_longer_looked_for(
+    flawed_platform: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(flawed_platform, tmp_path / "platform")
+    settings = settings_for(tmp_path / "platform", tmp_path / "warehouse.duckdb")
+    run_pipeline(settings, run_started_at=RUN_STARTED_AT)
+    db = sqlite3.connect(tmp_path / "platform" / "agents.db")
+    db.execute(
+        "INSERT INTO business_metrics (id, metric_date, department, metric_name, value, "
+        "recorded_at) SELECT max(id) + 2, '2026-11-01', 'finance', 'conversions', 1, "
+        "'2026-11-01 12:00:00' FROM business_metrics"
+    )
+    db.commit()
+    db.close()
+    run_pipeline(settings, run_started_at=RUN_STARTED_AT)
+    gaps = "SELECT id FROM ops.id_gaps"
+    assert query_state(settings.warehouse, gaps).height == 1
+    hours = timedelta(seconds=settings.lookback_s + 1)
+    run_pipeline(settings, run_started_at=RUN_STARTED_AT + hours)
+    assert query_state(settings.warehouse, gaps).is_empty()
