@@ -545,6 +545,10 @@ RESTAGED_SOURCES = [
 ]
 
 
+# The source columns that hold a date, not a timestamp (staging.parse_date reads them).
+DATE_COLUMNS = ["metric_date"]
+
+
 def _release_due(store, settings, ctx, agents, counts, run_id) -> None:  # type: ignore[no-untyped-def]
     """Rows and lines held for a timestamp more than 5 minutes after the run that read them
     are staged again, as `_release_held` does, once this run's clock has passed it: a full
@@ -556,23 +560,30 @@ def _release_due(store, settings, ctx, agents, counts, run_id) -> None:  # type:
     if held.is_empty():
         return
     # The rule names the column it found ahead ("<column> is at most 5 minutes after ...").
+    columns = [check.split(" ", 1)[0] for check in held["rule_check"]]
     moments = [
-        _payload_field(payload, check.split(" ", 1)[0])
-        for check, payload in held.select("rule_check", "raw_payload").iter_rows()
+        _payload_field(payload, column)
+        for column, payload in zip(columns, held["raw_payload"], strict=True)
     ]
-    # A date (a business figure's metric_date) is due once the run's day has come.
-    moment = pl.coalesce(
-        staging.parse_timestamp(pl.col("moment")),
-        pl.col("moment").str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")),
+    # Parsed as staging parses the column: a date (a business figure's metric_date, which
+    # may be written as a timestamp) is due once the run's day has come.
+    text = pl.col("moment")
+    moment = (
+        pl.when(pl.col("column").is_in(DATE_COLUMNS))
+        .then(staging.parse_date(text).cast(pl.Datetime("us")))
+        .otherwise(staging.parse_timestamp(text))
     )
-    due = held.with_columns(pl.Series("moment", moments, dtype=pl.String)).filter(
-        moment <= pl.lit(ctx.latest_allowed)
-    )
+    due = held.with_columns(
+        pl.Series("column", columns, dtype=pl.String),
+        pl.Series("moment", moments, dtype=pl.String),
+    ).filter(moment <= pl.lit(ctx.latest_allowed))
     if due.is_empty():
         return
     for (source,), rows in due.group_by("source", maintain_order=True):
         store.forget_rejected(source, rows["location"])
-    _restage(store, settings, ctx, agents, counts, run_id, due.drop("rule_check", "moment"))
+    _restage(
+        store, settings, ctx, agents, counts, run_id, due.drop("rule_check", "column", "moment")
+    )
 
 
 def _payload_field(payload: str | None, field: str) -> str | None:

@@ -302,12 +302,18 @@ def test_rows_ahead_of_the_run_are_loaded_once_its_clock_has_passed_them(
         "FROM agents WHERE agent_id = ?",
         [ahead, agent],
     )
-    # Business figures: one recorded ahead (due an hour later), one for tomorrow (due then).
+    # Business figures: one recorded ahead (due an hour later), three for tomorrow (due
+    # then), their dates written as staging reads them: plain, as a timestamp, with a blank.
     tomorrow = (RUN_STARTED_AT + timedelta(days=1)).date().isoformat()
     db.executemany(
         "INSERT INTO business_metrics (metric_date, department, metric_name, value, "
-        "recorded_at) VALUES (?, 'finance', 'revenue_usd', ?, ?)",
-        [(RUN_STARTED_AT.date().isoformat(), 900.0, ahead), (tomorrow, 40.0, ahead)],
+        "recorded_at) VALUES (?, 'finance', ?, ?, ?)",
+        [
+            (RUN_STARTED_AT.date().isoformat(), "revenue_usd", 900.0, ahead),
+            (tomorrow, "revenue_usd", 40.0, ahead),
+            (f"{tomorrow}T06:00:00", "conversions", 3.0, ahead),
+            (f"{tomorrow} ", "leads_generated", 5.0, ahead),
+        ],
     )
     db.commit()
     db.close()
@@ -323,7 +329,7 @@ def test_rows_ahead_of_the_run_are_loaded_once_its_clock_has_passed_them(
         "SELECT source FROM quarantine.rejected_rows WHERE rule = 'future_timestamp' "
         f"AND raw_payload LIKE '%{ahead}%'",
     )["source"].to_list()
-    assert sorted(held) == ["agent_performance", "business_metrics", "business_metrics", "logs"]
+    assert sorted(held) == ["agent_performance", *["business_metrics"] * 4, "logs"]
 
     later = RUN_STARTED_AT + timedelta(hours=1)
     second = run_pipeline(settings, run_started_at=later)
@@ -335,7 +341,7 @@ def test_rows_ahead_of_the_run_are_loaded_once_its_clock_has_passed_them(
     # Tomorrow's figure, once tomorrow has come.
     next_day = RUN_STARTED_AT + timedelta(days=1)
     third = run_pipeline(settings, run_started_at=next_day)
-    assert third.counts["business_metrics"].from_quarantine == 1
+    assert third.counts["business_metrics"].from_quarantine == 3
     marts = _as_a_full_run(settings, tmp_path, next_day)
     assert date.fromisoformat(tomorrow) in marts["business_value"]["date"].to_list()
 
