@@ -278,25 +278,24 @@ class RowFilter:
 
     `by_id` reads in `id` order (so that a watermark on the highest id read so far covers
     every row before). `id_range` (above, at most; None for no bound) narrows any of these
-    to a range of ids. `also_ids` are read besides those past `after_id`."""
+    to a range of ids. `only_ids` reads those ids alone (a lookup by the primary key)."""
 
     after_id: int | None = None
     changed_since: datetime | None = None
     read_up_to_id: int | None = None
     by_id: bool = False
     id_range: tuple[int | None, int | None] | None = None
-    # With `after_id`: ids at or below it to read too (ids a later id skipped, see
-    # flows.pipeline.skipped_ids).
-    also_ids: tuple[int, ...] = ()
+    only_ids: tuple[int, ...] = ()
 
     def sql(self) -> str:
         """The WHERE and ORDER BY clauses, run by the source database itself (so that its
         index on `id` serves them); portable SQL."""
         tests = []
-        if self.after_id is not None:
-            also = ", ".join(str(int(i)) for i in self.also_ids)
-            past = f"id > {int(self.after_id)}"
-            tests.append(f"({past} OR id IN ({also}))" if also else past)
+        if self.only_ids:
+            # Alone: `id > n OR id IN (...)` makes SQLite scan the whole table.
+            tests.append(f"id IN ({', '.join(str(int(i)) for i in self.only_ids)})")
+        elif self.after_id is not None:
+            tests.append(f"id > {int(self.after_id)}")
         elif self.changed_since is not None and not self.by_id:
             # ISO text compares in time order to the day; a day's slack covers the rest.
             cutoff = (self.changed_since - OFFSET_MARGIN).strftime("%Y-%m-%d")

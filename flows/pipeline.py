@@ -309,6 +309,10 @@ def _max_int(frame: pl.DataFrame, column: str, current: int | None) -> int | Non
 # The widest run of missing ids noted as skipped: a wider one is a jump of the source's ids
 # (a sequence moved on), not rows still to commit.
 MAX_SKIPPED_RUN = 1000
+# Missing ids are kept as gaps only this close below the highest id a run read: rows still
+# to commit hold the latest ids; a hole deep in the history (an insert rolled back long
+# ago) is not looked for.
+RECENT_IDS = 100_000
 
 
 def skipped_ids(read: pl.Series, after: int | None) -> pl.Series:
@@ -663,28 +667,29 @@ def _extract_tasks(con, store, settings, ctx, agents, account, run_id) -> None: 
     """agent_performance: append-only, read past the last id in id order; each batch commits
     with its watermark."""
     _ensure_core(store, "fct_task_runs", full=False)
-    rows = _past_watermark(store, settings, ctx, "agent_performance")
-    last_id = rows.after_id
-    for raw in extract.iter_table(con, "agent_performance", SOURCE_BATCH_ROWS, rows):
-        valid, bad, facts = _stage_tasks(raw, ctx, agents)
-        touched = Touched()
-        touched.add(facts, FACT_MOMENTS["fct_task_runs"])
-        with store.transaction():
-            account("agent_performance", raw.height, valid.height, bad)
-            store.append_table("core", "fct_task_runs", facts)
-            last_id = _move_id_watermark(store, ctx, run_id, "agent_performance", raw, last_id)
-            store.add_touched(touched.to_frame())
+    last_id, reads = _id_reads(store, "agent_performance")
+    for rows in reads:
+        for raw in extract.iter_table(con, "agent_performance", SOURCE_BATCH_ROWS, rows):
+            valid, bad, facts = _stage_tasks(raw, ctx, agents)
+            touched = Touched()
+            touched.add(facts, FACT_MOMENTS["fct_task_runs"])
+            with store.transaction():
+                account("agent_performance", raw.height, valid.height, bad)
+                store.append_table("core", "fct_task_runs", facts)
+                last_id = _move_id_watermark(store, ctx, run_id, "agent_performance", raw, last_id)
+                store.add_touched(touched.to_frame())
+    with store.transaction():
+        _settle_id_gaps(store, settings, ctx, run_id, "agent_performance", last_id)
 
 
-def _past_watermark(
-    store: StateStore, settings: Settings, ctx: rules.RuleContext, source: str
-) -> extract.RowFilter:
-    """The rows of an append-only table to read: past the last id read, in id order, and
-    those of the ids skipped within the lookback (see `skipped_ids`)."""
+def _id_reads(store: StateStore, source: str) -> tuple[int | None, list[extract.RowFilter]]:
+    """The last id read of an append-only table, and what to read of it, in id order: the
+    ids skipped before (see `skipped_ids`), then the rows past that id. Two queries: one
+    with both tests makes SQLite scan the whole table."""
     last_id, _ = store.watermark(source)
-    since = ctx.run_started_at - timedelta(seconds=settings.lookback_s)
-    gaps = store.id_gaps(source, since) if last_id is not None else []
-    return extract.RowFilter(after_id=last_id, by_id=True, also_ids=tuple(gaps))
+    gaps = store.id_gaps(source) if last_id is not None else []
+    past = extract.RowFilter(after_id=last_id, by_id=True)
+    return last_id, [extract.RowFilter(only_ids=tuple(gaps), by_id=True)] * bool(gaps) + [past]
 
 
 def _move_id_watermark(store, ctx, run_id, source, raw, last_id) -> int | None:  # type: ignore[no-untyped-def]
@@ -692,10 +697,21 @@ def _move_id_watermark(store, ctx, run_id, source, raw, last_id) -> int | None: 
     the watermark, and the ids it skipped or filled. Returns the new watermark."""
     ids = raw["id"].cast(pl.Int64, strict=False).drop_nulls()
     filled = ids.filter(ids <= last_id) if last_id is not None else ids.clear()
-    store.move_id_gaps(source, filled, skipped_ids(raw["id"], last_id), ctx.run_started_at)
+    skipped = skipped_ids(raw["id"], last_id)
+    store.move_id_gaps(source, filled, skipped, ctx.run_started_at, run_id)
     last_id = _max_int(raw, "id", last_id)
     store.move_watermark(source, run_id, _utc_now(), last_id=last_id)
     return last_id
+
+
+def _settle_id_gaps(store, settings, ctx, run_id, source, last_id) -> None:  # type: ignore[no-untyped-def]
+    """After a read of an append-only table: forget the gaps it noted more than RECENT_IDS
+    below its highest id, and those noticed longer than the lookback before it started,
+    which it has looked for a last time (so every gap is looked for by at least one run
+    after the one that noticed it, however late that starts)."""
+    since = ctx.run_started_at - timedelta(seconds=settings.lookback_s)
+    below = None if last_id is None else last_id - RECENT_IDS
+    store.forget_id_gaps(source, since, run_id, below)
 
 
 def _stage_tasks(raw, ctx, agents) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:  # type: ignore[no-untyped-def]
@@ -845,11 +861,12 @@ def _extract_metrics(con, store, settings, ctx, account, run_id) -> None:  # typ
 
 
 def _load_metrics(con, store, settings, ctx, account, run_id) -> None:  # type: ignore[no-untyped-def]
-    rows = _past_watermark(store, settings, ctx, "business_metrics")
-    raw = extract.read_table(con, "business_metrics", rows)
+    last_id, reads = _id_reads(store, "business_metrics")
+    raw = pl.concat([extract.read_table(con, "business_metrics", rows) for rows in reads])
     valid, bad = _add_metric_versions(store, ctx, raw)
     account("business_metrics", raw.height, valid.height, bad)
-    _move_id_watermark(store, ctx, run_id, "business_metrics", raw, rows.after_id)
+    last_id = _move_id_watermark(store, ctx, run_id, "business_metrics", raw, last_id)
+    _settle_id_gaps(store, settings, ctx, run_id, "business_metrics", last_id)
 
 
 def _add_metric_versions(store, ctx, raw) -> tuple[pl.DataFrame, pl.DataFrame]:  # type: ignore[no-untyped-def]

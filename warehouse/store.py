@@ -62,11 +62,13 @@ COMMENT ON TABLE ops.watermarks IS
 CREATE TABLE IF NOT EXISTS ops.id_gaps (
     source VARCHAR NOT NULL,
     id BIGINT NOT NULL,
-    noticed_at TIMESTAMP NOT NULL
+    noticed_at TIMESTAMP NOT NULL,
+    run_id VARCHAR NOT NULL
 );
 COMMENT ON TABLE ops.id_gaps IS
     'ids below a source''s watermark that no read has returned yet (a row that PostgreSQL '
-    'commits after a higher id did): each run reads them again, for run.lookback_s';
+    'commits after a higher id did): every run looks for them again, until the first run '
+    'that starts run.lookback_s after they were noticed has';
 
 CREATE TABLE IF NOT EXISTS ops.log_files (
     path VARCHAR PRIMARY KEY,
@@ -334,18 +336,27 @@ class StateStore:
             self.con.execute("DELETE FROM ops.watermarks WHERE source = ?", [source])
             self.con.execute("DELETE FROM ops.id_gaps WHERE source = ?", [source])
 
-    def id_gaps(self, source: str, noticed_since: datetime) -> list[int]:
-        """The ids of `source` skipped by a later id and not read since, noticed at or after
-        `noticed_since`; older ones are forgotten (inside the caller's transaction)."""
-        self.con.execute(
-            "DELETE FROM ops.id_gaps WHERE source = ? AND noticed_at < ?", [source, noticed_since]
-        )
+    def id_gaps(self, source: str) -> list[int]:
+        """The ids of `source` skipped by a later id and not read since."""
         rows = self.con.execute(
             "SELECT id FROM ops.id_gaps WHERE source = ? ORDER BY id", [source]
         ).fetchall()
         return [row[0] for row in rows]
 
-    def move_id_gaps(self, source: str, read: pl.Series, skipped: pl.Series, at: datetime) -> None:
+    def forget_id_gaps(
+        self, source: str, noticed_before: datetime, run_id: str, below: int | None
+    ) -> None:
+        """Forget the gaps of `source` noticed before `noticed_before`, and those that run
+        `run_id` noted at or below `below`."""
+        self.con.execute(
+            "DELETE FROM ops.id_gaps WHERE source = ? "
+            "AND (noticed_at < ? OR (run_id = ? AND id <= ?))",
+            [source, noticed_before, run_id, below],
+        )
+
+    def move_id_gaps(
+        self, source: str, read: pl.Series, skipped: pl.Series, at: datetime, run_id: str
+    ) -> None:
         """Forget the gaps of `source` that the ids `read` fill, and note those `skipped`
         (inside the transaction of the rows read)."""
         if not read.is_empty():
@@ -355,12 +366,17 @@ class StateStore:
                     [source],
                 )
         if not skipped.is_empty():
-            noted = (
-                skipped.rename("id")
-                .to_frame()
-                .with_columns(pl.lit(source).alias("source"), pl.lit(at).alias("noticed_at"))
+            noted = skipped.rename("id").to_frame()
+            insert_frame(
+                self.con,
+                "ops.id_gaps",
+                noted.select(
+                    pl.lit(source).alias("source"),
+                    "id",
+                    pl.lit(at).alias("noticed_at"),
+                    pl.lit(run_id).alias("run_id"),
+                ),
             )
-            insert_frame(self.con, "ops.id_gaps", noted.select("source", "id", "noticed_at"))
 
     def log_files_read(self, paths: Sequence[str]) -> set[str]:
         """Those of `paths` (relative to the logs directory) read before."""
