@@ -146,13 +146,28 @@ def extension_path(name: str) -> Path:
 def _named_postgres_scanner(shipped: Path) -> Path:
     """The package ships `postgres.duckdb_extension`, but DuckDB derives the entry point it
     calls from the file's name, and this extension's is `postgres_scanner`: a link under that
-    name, in a directory of this process's own, removed when the process ends (an hourly run
-    would otherwise leave one behind every hour)."""
-    folder = Path(tempfile.mkdtemp(prefix="agentkpi-ext-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    link = folder / "postgres_scanner.duckdb_extension"
-    link.symlink_to(shipped)
-    return link
+    name. It lives in the user's cache directory, made once and kept (a folder per process
+    would be left behind by every run that is killed: an hourly job's worth a year). Where
+    that cannot be written, in a folder of this process's own, removed when it exits."""
+    name = "postgres_scanner.duckdb_extension"
+    cache_root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    digest = hashlib.blake2b(str(shipped).encode(), digest_size=8).hexdigest()
+    folder = cache_root / "agentkpi" / "extensions" / digest
+    link = folder / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (link.is_symlink() and os.readlink(link) == str(shipped)):
+            # Made under another name and renamed: two processes may do it at once.
+            made = folder / f".{name}.{os.getpid()}.{threading.get_ident()}"
+            made.unlink(missing_ok=True)
+            made.symlink_to(shipped)
+            os.replace(made, link)
+        return link
+    except OSError:
+        own = Path(tempfile.mkdtemp(prefix="agentkpi-ext-"))
+        atexit.register(shutil.rmtree, own, ignore_errors=True)
+        (own / name).symlink_to(shipped)
+        return own / name
 
 
 def sqlite_path(db_url: str) -> Path:

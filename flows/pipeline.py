@@ -415,6 +415,14 @@ def _registry_lost(store: StateStore, valid: pl.DataFrame) -> str | None:
     lost = sorted(set(before.to_list()) - set(valid["agent_id"].to_list()))
     if not lost:
         return None
+    if valid.is_empty():
+        # More likely a source emptied by mistake than a platform without agents: rebuilding
+        # would publish empty marts over the stakeholders' figures.
+        raise PipelineError(
+            f"the registry (agents) lists no valid agent, where it knew {before.len()}: "
+            "nothing rebuilt or published; `agentkpi run --full-refresh` rebuilds from it "
+            "if that is right"
+        )
     named = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
     return f"rebuilt from the sources: the registry no longer knows {named}"
 

@@ -510,3 +510,24 @@ def test_skipped_ids_are_read_by_their_key_alone() -> None:
     ):
         plan = db.execute(f"EXPLAIN QUERY PLAN SELECT * FROM agent_performance {rows.sql()}")
         assert "SEARCH agent_performance USING INTEGER PRIMARY KEY" in plan.fetchall()[0][3]
+
+
+def test_a_registry_emptied_fails_the_run_and_keeps_the_marts(
+    flawed_platform: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(flawed_platform, tmp_path / "platform")
+    settings = settings_for(tmp_path / "platform", tmp_path / "warehouse.duckdb")
+    run_pipeline(settings, run_started_at=RUN_STARTED_AT)
+    before = published_marts(settings.warehouse)
+    db = sqlite3.connect(tmp_path / "platform" / "agents.db")
+    db.execute("DELETE FROM agents")
+    db.commit()
+    db.close()
+    with pytest.raises(PipelineError, match="lists no valid agent, where it knew"):
+        run_pipeline(settings, run_started_at=RUN_STARTED_AT)
+    after = published_marts(settings.warehouse)
+    for mart in MART_KEYS:
+        assert_frames_match(after[mart], before[mart], MART_KEYS[mart])
+    # Asked for, the rebuild happens.
+    result = run_pipeline(settings, run_started_at=RUN_STARTED_AT, full_refresh=True)
+    assert result.status == "succeeded"

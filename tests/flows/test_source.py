@@ -3,6 +3,7 @@ DuckDB checks that file's signature once per process, again whenever the file ch
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -70,23 +71,46 @@ def test_the_source_connection_has_no_worker_threads_of_its_own(tmp_path: Path) 
         con.close()
 
 
-def test_the_postgres_extension_link_goes_when_its_process_ends() -> None:
-    # DuckDB wants the file named after the extension's entry point: a link in a folder of
-    # the process's own, which an hourly job must not leave behind every hour.
-    script = (
-        "import duckdb\n"
-        "from flows.extract import extension_path\n"
-        "link = extension_path('postgres')\n"
-        "con = duckdb.connect()\n"
-        "con.execute(f\"LOAD '{link}'\")\n"
-        'print(con.execute("SELECT loaded FROM duckdb_extensions() '
-        "WHERE extension_name = 'postgres_scanner'\").fetchone()[0])\n"
-        "print(link.parent)\n"
-    )
+_LOAD_POSTGRES = (
+    "import duckdb\n"
+    "from flows.extract import extension_path\n"
+    "link = extension_path('postgres')\n"
+    "con = duckdb.connect()\n"
+    "con.execute(f\"LOAD '{link}'\")\n"
+    'print(con.execute("SELECT loaded FROM duckdb_extensions() '
+    "WHERE extension_name = 'postgres_scanner'\").fetchone()[0])\n"
+    "print(link)\n"
+)
+
+
+def _load_postgres(cache: Path) -> tuple[str, Path]:
+    """In a process of its own with `cache` as XDG_CACHE_HOME: whether the postgres extension
+    loaded, and the link it was loaded through."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    loaded, folder = done.stdout.split()
+        [sys.executable, "-c", _LOAD_POSTGRES], capture_output=True, text=True, check=True,
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    loaded, link = done.stdout.split()
+    return loaded, Path(link)
+
+
+def test_the_postgres_extension_link_is_made_once_in_the_users_cache(tmp_path: Path) -> None:
+    # DuckDB wants the file named after the extension's entry point: a link, which a job run
+    # every hour (and sometimes killed) must not leave behind in a new place each time.
+    first = _load_postgres(tmp_path / "cache")
+    again = _load_postgres(tmp_path / "cache")
+    assert first == again
+    loaded, link = first
     assert loaded == "True"
-    assert Path(folder).name.startswith("agentkpi-ext-")
-    assert not Path(folder).exists()
+    assert link.is_relative_to(tmp_path / "cache" / "agentkpi" / "extensions")
+    assert link.name == "postgres_scanner.duckdb_extension"
+    assert [p.name for p in link.parent.iterdir()] == [link.name]
+
+
+def test_without_a_writable_cache_the_link_goes_when_its_process_ends(tmp_path: Path) -> None:
+    (tmp_path / "cache").write_text("a file, not a directory")
+    loaded, link = _load_postgres(tmp_path / "cache")
+    assert loaded == "True"
+    assert link.parent.name.startswith("agentkpi-ext-")
+    assert not link.parent.exists()
