@@ -332,9 +332,8 @@ def skipped_ids(read: pl.Series, after: int | None) -> pl.Series:
         (pl.col("end") - pl.col("start") > 1)
         & (pl.col("end") - pl.col("start") - 1 <= MAX_SKIPPED_RUN)
     )
-    return runs.select(pl.int_ranges(pl.col("start") + 1, pl.col("end")).alias("id")).explode("id")[
-        "id"
-    ]
+    missing = runs.select(pl.int_ranges(pl.col("start") + 1, pl.col("end")).alias("id"))
+    return missing.explode("id")["id"]
 
 
 def _accounting(
@@ -428,8 +427,8 @@ def _registry_lost(store: StateStore, valid: pl.DataFrame) -> str | None:
 
 
 def _staged_registry(
-    con, run_started_at: datetime
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:  # type: ignore[no-untyped-def]
+    con: duckdb.DuckDBPyConnection, run_started_at: datetime
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The registry as read (raw), its valid rows staged, and its bad rows."""
     raw = extract.read_table(con, "agents")
     no_agents = rules.RuleContext(run_started_at, pl.Series(dtype=pl.String))
