@@ -221,14 +221,21 @@ def test_a_message_no_watermark_can_place_is_read_when_new_and_again_once_its_da
     assert loaded == 1
 
 
+def _first_run_on_a_copy(flawed_platform: Path, tmp_path: Path) -> Settings:
+    """The settings of a warehouse that has had one run, on a copy of the flawed platform
+    (`tmp_path / "platform"`, free to change)."""
+    shutil.copytree(flawed_platform, tmp_path / "platform")
+    settings = settings_for(tmp_path / "platform", tmp_path / "warehouse.duckdb")
+    run_pipeline(settings, run_started_at=RUN_STARTED_AT)
+    return settings
+
+
 def _after_a_change(
     flawed_platform: Path, tmp_path: Path, sql: str, rows: list[tuple]
 ) -> tuple[RunResult, dict[str, pl.DataFrame]]:
     """A run, then `sql` (for each of `rows`) in the source, then an incremental run: its
     result and marts, checked equal to those of one full run on the changed source."""
-    shutil.copytree(flawed_platform, tmp_path / "platform")
-    settings = settings_for(tmp_path / "platform", tmp_path / "warehouse.duckdb")
-    run_pipeline(settings, run_started_at=RUN_STARTED_AT)
+    settings = _first_run_on_a_copy(flawed_platform, tmp_path)
     db = sqlite3.connect(tmp_path / "platform" / "agents.db")
     db.executemany(sql, rows)
     db.commit()
@@ -408,10 +415,8 @@ def test_a_row_committed_after_a_higher_id_was_read_is_loaded_as_a_full_run_load
 ) -> None:
     # In PostgreSQL a row can commit after a row with a higher id: the id watermark has then
     # passed it, and only the ids noted as skipped bring it in.
-    shutil.copytree(flawed_platform, tmp_path / "platform")
+    settings = _first_run_on_a_copy(flawed_platform, tmp_path)
     db_path = tmp_path / "platform" / "agents.db"
-    settings = settings_for(tmp_path / "platform", tmp_path / "warehouse.duckdb")
-    run_pipeline(settings, run_started_at=RUN_STARTED_AT)
     db = sqlite3.connect(db_path)
     (agent,) = db.execute(
         "SELECT agent_id FROM agents WHERE deployment_status = 'deployed' ORDER BY 1 LIMIT 1"
@@ -456,9 +461,7 @@ def test_a_row_committed_after_a_higher_id_was_read_is_loaded_as_a_full_run_load
 def test_a_skipped_id_is_looked_for_by_the_next_run_however_late_then_forgotten(
     flawed_platform: Path, tmp_path: Path
 ) -> None:
-    shutil.copytree(flawed_platform, tmp_path / "platform")
-    settings = settings_for(tmp_path / "platform", tmp_path / "warehouse.duckdb")
-    run_pipeline(settings, run_started_at=RUN_STARTED_AT)
+    settings = _first_run_on_a_copy(flawed_platform, tmp_path)
     db = sqlite3.connect(tmp_path / "platform" / "agents.db")
     (top,) = db.execute("SELECT max(id) FROM business_metrics").fetchone()
     figure = (
@@ -515,9 +518,7 @@ def test_skipped_ids_are_read_by_their_key_alone() -> None:
 def test_a_registry_emptied_fails_the_run_and_keeps_the_marts(
     flawed_platform: Path, tmp_path: Path
 ) -> None:
-    shutil.copytree(flawed_platform, tmp_path / "platform")
-    settings = settings_for(tmp_path / "platform", tmp_path / "warehouse.duckdb")
-    run_pipeline(settings, run_started_at=RUN_STARTED_AT)
+    settings = _first_run_on_a_copy(flawed_platform, tmp_path)
     before = published_marts(settings.warehouse)
     db = sqlite3.connect(tmp_path / "platform" / "agents.db")
     db.execute("DELETE FROM agents")
