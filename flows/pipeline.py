@@ -370,7 +370,7 @@ def extract_registry(
         registry = _staged_registry(con, run_started_at)
         with store.transaction():
             if not full:
-                rebuilt = _registry_lost(store, registry[1])
+                rebuilt = _registry_lost(store, registry.valid)
                 full = rebuilt is not None
             if full:
                 store.clear_rejected(DB_SOURCES)
@@ -426,10 +426,17 @@ def _registry_lost(store: StateStore, valid: pl.DataFrame) -> str | None:
     return f"rebuilt from the sources: the registry no longer knows {named}"
 
 
-def _staged_registry(
-    con: duckdb.DuckDBPyConnection, run_started_at: datetime
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """The registry as read (raw), its valid rows staged, and its bad rows."""
+@dataclass(frozen=True)
+class StagedRegistry:
+    """The registry (`agents`) as read, its valid rows staged, and its bad rows."""
+
+    raw: pl.DataFrame
+    valid: pl.DataFrame
+    bad: pl.DataFrame
+
+
+def _staged_registry(con: duckdb.DuckDBPyConnection, run_started_at: datetime) -> StagedRegistry:
+    """The registry, read and staged (once a run: extract_registry compares and loads it)."""
     raw = extract.read_table(con, "agents")
     no_agents = rules.RuleContext(run_started_at, pl.Series(dtype=pl.String))
     valid, bad = _split_db(
@@ -440,7 +447,7 @@ def _staged_registry(
         _located("agents", "agent_id"),
         pl.col("agent_id"),
     )
-    return raw, valid, bad
+    return StagedRegistry(raw, valid, bad)
 
 
 def extract_database(
@@ -498,15 +505,14 @@ DB_CORE_TABLES = [
 
 
 def _extract_registry(
-    con, store, run_started_at, account, registry
+    con, store, run_started_at, account, registry: StagedRegistry
 ) -> tuple[pl.DataFrame, bool, bool]:  # type: ignore[no-untyped-def]
-    """agents (`registry`, as _staged_registry gives it) and business_targets, read whole;
-    returns the registry, whether it changed since the last run (which changes every period)
-    and whether the targets did."""
-    raw_agents, valid, bad = registry
+    """agents (`registry`, staged) and business_targets, read whole; returns the registry,
+    whether it changed since the last run (which changes every period) and whether the
+    targets did."""
     store.clear_rejected(["agents"])
-    account("agents", raw_agents.height, valid.height, bad)
-    agents = core.dim_agents(valid.lazy()).collect().sort("agent_id")
+    account("agents", registry.raw.height, registry.valid.height, registry.bad)
+    agents = core.dim_agents(registry.valid.lazy()).collect().sort("agent_id")
     changed = _replace_noting_change(store, "dim_agents", agents)
     ctx = rules.RuleContext(run_started_at, agents["agent_id"])
 
@@ -695,8 +701,8 @@ def _id_reads(store: StateStore, source: str) -> tuple[int | None, list[extract.
     with both tests makes SQLite scan the whole table."""
     last_id, _ = store.watermark(source)
     gaps = store.id_gaps(source) if last_id is not None else []
-    past = extract.RowFilter(after_id=last_id, by_id=True)
-    return last_id, [extract.RowFilter(only_ids=tuple(gaps), by_id=True)] * bool(gaps) + [past]
+    reads = [extract.RowFilter(only_ids=tuple(gaps), by_id=True)] if gaps else []
+    return last_id, [*reads, extract.RowFilter(after_id=last_id, by_id=True)]
 
 
 def _move_id_watermark(store, ctx, run_id, source, raw, last_id) -> int | None:  # type: ignore[no-untyped-def]
